@@ -1,0 +1,32 @@
+"""elman: vanilla (Elman) recurrent neural networks, trained by exact BPTT, fast on a CPU.
+
+    h_t = tanh(Wxh x_t + Whh h_{t-1} + bh),   y_t = Why h_t + by
+
+``elman.RNN`` is the model; ``elman.BACKEND`` says whether the compiled kernels
+("cython") or their NumPy twin ("numpy") are in use (see ``ELMAN_BACKEND``).
+"""
+
+from elman import optimizers
+from elman._backend import compiled_available, use_backend
+from elman._version import __version__
+from elman.optimizers import clip_gradients
+from elman.rnn import RNN
+
+__all__ = [
+    "BACKEND",
+    "RNN",
+    "__version__",
+    "clip_gradients",
+    "compiled_available",
+    "optimizers",
+    "use_backend",
+]
+
+
+def __getattr__(name):
+    # BACKEND is looked up on each access so that use_backend() is reflected.
+    if name == "BACKEND":
+        from elman._backend import active_name
+
+        return active_name()
+    raise AttributeError(f"module 'elman' has no attribute {name!r}")

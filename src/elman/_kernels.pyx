@@ -1,0 +1,626 @@
+# cython: language_level=3
+"""Compiled kernels: the tanh recurrence, backpropagation through time, and whole
+training steps, as typed-memoryview loops that run without the GIL.
+
+Same functions, signatures and results as the NumPy twin, ``_kernels_numpy``, whose
+docstring is the contract. Inputs are trusted: ``elman.rnn`` validates, casts and
+allocates before calling. Directives (bounds checks off, ...) are set in setup.py,
+where ELMAN_CYTHON_DEBUG=1 turns the checks back on.
+
+Why whole steps in one call: at the tutorials' sizes (hidden 4 to 50) a training
+step is 1 to 20 us of arithmetic, and every separate NumPy call from Python costs
+about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``train_steps`` and
+``forecast`` each do all of their work (projection, recurrence, head, loss and
+gradient sums) inside one call, in loops over contiguous rows that the compiler
+vectorises. Large shapes go through ``_gemm_path`` instead, which wraps BLAS
+products around ``recurrence_forward`` / ``recurrence_backward``; the dispatch
+between the two lives in ``elman.rnn``.
+"""
+
+cimport cython
+from cython cimport floating
+from libc.math cimport tanh, tanhf, sqrt, sqrtf, isfinite, pow
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+
+# Same numbering and constant as elman.optimizers.
+cdef enum:
+    SGD_CODE = 0
+    ADAM_CODE = 1
+cdef double NORM_CLIP_EPS = 1e-6
+
+
+# ---------------------------------------------------------------------------
+# Small helpers on contiguous rows
+# ---------------------------------------------------------------------------
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline void _axpy(Py_ssize_t n, floating a, const floating* x,
+                       floating* y) noexcept nogil:
+    """y += a * x"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] += a * x[i]
+
+
+cdef inline floating _dot(Py_ssize_t n, const floating* x,
+                          const floating* y) noexcept nogil:
+    cdef floating s = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        s += x[i] * y[i]
+    return s
+
+
+cdef inline void _transpose(const floating* a, Py_ssize_t rows, Py_ssize_t cols,
+                            floating* out) noexcept nogil:
+    """out (cols, rows) = a (rows, cols)^T"""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            out[j * rows + i] = a[i * cols + j]
+
+
+# ---------------------------------------------------------------------------
+# Parameter layout (see the contract in _kernels_numpy)
+# ---------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _layer_offset(Py_ssize_t layer, Py_ssize_t I,
+                                     Py_ssize_t H) noexcept nogil:
+    if layer == 0:
+        return 0
+    return H * I + H * H + H + (layer - 1) * (2 * H * H + H)
+
+
+cdef inline Py_ssize_t _fan_in(Py_ssize_t layer, Py_ssize_t I,
+                               Py_ssize_t H) noexcept nogil:
+    return I if layer == 0 else H
+
+
+cdef inline Py_ssize_t _transposes_size(Py_ssize_t I, Py_ssize_t H,
+                                        Py_ssize_t L) noexcept nogil:
+    return H * I + H * H + (L - 1) * 2 * H * H
+
+
+cdef void _make_transposes(const floating* theta, Py_ssize_t I, Py_ssize_t H,
+                           Py_ssize_t L, floating* out) noexcept nogil:
+    """Wxh^T then Whh^T of every layer, so the forward step is axpys over rows."""
+    cdef Py_ssize_t layer, fan_in, base
+    for layer in range(L):
+        fan_in = _fan_in(layer, I, H)
+        base = _layer_offset(layer, I, H)
+        _transpose(theta + base, H, fan_in, out)
+        out += H * fan_in
+        _transpose(theta + base + H * fan_in, H, H, out)
+        out += H * H
+
+
+# ---------------------------------------------------------------------------
+# One layer, one sequence
+# ---------------------------------------------------------------------------
+
+cdef void _layer_forward(const floating* WxhT, const floating* WhhT,
+                         const floating* bh, Py_ssize_t fan_in, Py_ssize_t H,
+                         Py_ssize_t steps, const floating* inputs,
+                         const floating* h_init, floating* hs) noexcept nogil:
+    """hs[t] = tanh(Wxh inputs[t] + Whh hs[t-1] + bh) for t < steps (row-major)."""
+    cdef Py_ssize_t t, k, j, i
+    cdef floating* a
+    cdef const floating* x
+    cdef const floating* h_prev = h_init
+    for t in range(steps):
+        a = hs + t * H
+        memcpy(a, bh, H * sizeof(floating))
+        x = inputs + t * fan_in
+        for k in range(fan_in):
+            _axpy(H, x[k], WxhT + k * H, a)
+        for j in range(H):
+            _axpy(H, h_prev[j], WhhT + j * H, a)
+        for i in range(H):
+            a[i] = _tanh(a[i])
+        h_prev = a
+
+
+cdef inline void _head(const floating* Why, const floating* by, Py_ssize_t O,
+                       Py_ssize_t H, const floating* h, floating* y) noexcept nogil:
+    cdef Py_ssize_t o
+    for o in range(O):
+        y[o] = by[o] + _dot(H, Why + o * H, h)
+
+
+# ---------------------------------------------------------------------------
+# Whole-batch loss and gradient (the core of a training step)
+# ---------------------------------------------------------------------------
+
+cdef Py_ssize_t _loss_grad_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+                                     Py_ssize_t L, Py_ssize_t B,
+                                     Py_ssize_t T) noexcept nogil:
+    cdef Py_ssize_t sequence = B * T * H
+    cdef Py_ssize_t below = 2 * sequence if L > 1 else 0
+    return _transposes_size(I, H, L) + L * sequence + below + 3 * H + O
+
+
+cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
+                           Py_ssize_t O, Py_ssize_t L, bint many_to_many,
+                           Py_ssize_t B, Py_ssize_t T, const floating* X,
+                           const floating* Y, const floating* h0,
+                           const Py_ssize_t* lengths, floating* grad,
+                           floating* work) noexcept nogil:
+    """Loss (returned) and its gradient (written to grad); ``work`` has
+    _loss_grad_work_size elements."""
+    cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
+    cdef Py_ssize_t sequence = B * T * H
+    cdef floating* transposes = work
+    cdef floating* states = transposes + _transposes_size(I, H, L)
+    cdef floating* d_below = states + L * sequence      # dL/dh of the layer below
+    cdef floating* d_above = d_below + (sequence if L > 1 else 0)
+    cdef floating* dh = d_above + (sequence if L > 1 else 0)
+    cdef floating* carry = dh + H
+    cdef floating* da = carry + H
+    cdef floating* y = da + H
+    cdef floating* swap
+    cdef const floating* WxhT
+    cdef const floating* WhhT
+    cdef const floating* Wxh
+    cdef const floating* Whh
+    cdef const floating* bh
+    cdef const floating* Why = theta + _layer_offset(L, I, H)
+    cdef const floating* by = Why + O * H
+    cdef floating* gWxh
+    cdef floating* gWhh
+    cdef floating* gbh
+    cdef floating* gWhy = grad + _layer_offset(L, I, H)
+    cdef floating* gby = gWhy + O * H
+    cdef const floating* inputs
+    cdef const floating* x
+    cdef const floating* h
+    cdef const floating* h_prev
+    cdef const floating* target
+    cdef floating* hs
+    cdef Py_ssize_t layer, fan_in, base, b, t, i, o, steps, count
+    cdef floating scale, diff, dy
+    cdef double loss = 0.0
+
+    memset(grad, 0, P * sizeof(floating))
+    _make_transposes(theta, I, H, L, transposes)
+
+    # Forward, layer by layer, each sequence over its valid steps only.
+    WxhT = transposes
+    for layer in range(L):
+        fan_in = _fan_in(layer, I, H)
+        base = _layer_offset(layer, I, H)
+        WhhT = WxhT + H * fan_in
+        bh = theta + base + H * fan_in + H * H
+        for b in range(B):
+            if layer == 0:
+                inputs = X + b * T * I
+            else:
+                inputs = states + (layer - 1) * sequence + b * T * H
+            _layer_forward(WxhT, WhhT, bh, fan_in, H, lengths[b], inputs,
+                           h0 + (layer * B + b) * H,
+                           states + layer * sequence + b * T * H)
+        WxhT = WhhT + H * H
+
+    if many_to_many:
+        count = 0
+        for b in range(B):
+            count += lengths[b]
+        count *= O
+    else:
+        count = B * O
+    scale = <floating>(2.0 / count)
+
+    # Backward through time, top layer first. The head reads the top layer only;
+    # a lower layer's dh comes from the layer above (d_below of that layer).
+    for layer in range(L - 1, -1, -1):
+        fan_in = _fan_in(layer, I, H)
+        base = _layer_offset(layer, I, H)
+        Wxh = theta + base
+        Whh = Wxh + H * fan_in
+        gWxh = grad + base
+        gWhh = gWxh + H * fan_in
+        gbh = gWhh + H * H
+        for b in range(B):
+            steps = lengths[b]
+            hs = states + layer * sequence + b * T * H
+            if layer == 0:
+                inputs = X + b * T * I
+            else:
+                inputs = states + (layer - 1) * sequence + b * T * H
+            memset(carry, 0, H * sizeof(floating))
+            for t in range(steps - 1, -1, -1):
+                h = hs + t * H
+                memcpy(dh, carry, H * sizeof(floating))
+                if layer == L - 1:
+                    if many_to_many or t == steps - 1:
+                        if many_to_many:
+                            target = Y + (b * T + t) * O
+                        else:
+                            target = Y + b * O
+                        _head(Why, by, O, H, h, y)
+                        for o in range(O):
+                            diff = y[o] - target[o]
+                            loss += diff * diff
+                            dy = scale * diff
+                            gby[o] += dy
+                            _axpy(H, dy, h, gWhy + o * H)
+                            _axpy(H, dy, Why + o * H, dh)
+                else:
+                    _axpy(H, <floating>1, d_above + (b * T + t) * H, dh)
+                for i in range(H):
+                    da[i] = dh[i] * (1 - h[i] * h[i])
+                x = inputs + t * fan_in
+                h_prev = h0 + (layer * B + b) * H if t == 0 else h - H
+                memset(carry, 0, H * sizeof(floating))
+                for i in range(H):
+                    gbh[i] += da[i]
+                    _axpy(fan_in, da[i], x, gWxh + i * fan_in)
+                    _axpy(H, da[i], h_prev, gWhh + i * H)
+                    _axpy(H, da[i], Whh + i * H, carry)
+                if layer > 0:
+                    # dL/d(input at t) = Wxh^T da: the layer below's dh from above.
+                    memset(d_below + (b * T + t) * H, 0, H * sizeof(floating))
+                    for i in range(H):
+                        _axpy(H, da[i], Wxh + i * H, d_below + (b * T + t) * H)
+        swap = d_above
+        d_above = d_below
+        d_below = swap
+    return loss / count
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates and clipping (formulas of elman.optimizers.apply_update)
+# ---------------------------------------------------------------------------
+
+cdef bint _clip(floating* grad, Py_ssize_t P, double clip_value,
+                double clip_norm) noexcept nogil:
+    """Clip in place; False when an element is not finite (nothing is clipped)."""
+    cdef Py_ssize_t i
+    cdef double total = 0.0, coef
+    cdef floating c = <floating>clip_value
+    for i in range(P):
+        if not isfinite(grad[i]):
+            return False
+    if clip_value > 0:
+        for i in range(P):
+            if grad[i] > c:
+                grad[i] = c
+            elif grad[i] < -c:
+                grad[i] = -c
+    if clip_norm > 0:
+        for i in range(P):
+            total += <double>grad[i] * <double>grad[i]
+        coef = clip_norm / (sqrt(total) + NORM_CLIP_EPS)
+        if coef < 1.0:
+            for i in range(P):
+                grad[i] *= <floating>coef
+    return True
+
+
+cdef void _update(int optimizer, floating* theta, const floating* grad,
+                  Py_ssize_t P, const double* hyper, floating* state,
+                  long long* step_count) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating lr = <floating>hyper[0]
+    cdef floating beta1 = <floating>hyper[1]
+    cdef floating beta2 = <floating>hyper[2]
+    cdef floating eps = <floating>hyper[3]
+    cdef floating weight_decay = <floating>hyper[4]
+    cdef floating one_minus_beta1 = <floating>(1.0 - hyper[1])
+    cdef floating one_minus_beta2 = <floating>(1.0 - hyper[2])
+    cdef floating step_size, correction2, g, denom
+    cdef floating* m = state
+    cdef floating* v = state + P
+    cdef bint decay = hyper[4] != 0.0
+    step_count[0] += 1
+    if optimizer == SGD_CODE:
+        if hyper[1] != 0.0:
+            for i in range(P):
+                g = grad[i] + weight_decay * theta[i] if decay else grad[i]
+                m[i] = m[i] * beta1 + g
+                theta[i] -= lr * m[i]
+        else:
+            for i in range(P):
+                g = grad[i] + weight_decay * theta[i] if decay else grad[i]
+                theta[i] -= lr * g
+        return
+    step_size = <floating>(hyper[0] / (1.0 - pow(hyper[1], <double>step_count[0])))
+    correction2 = <floating>sqrt(1.0 - pow(hyper[2], <double>step_count[0]))
+    for i in range(P):
+        g = grad[i] + weight_decay * theta[i] if decay else grad[i]
+        m[i] = m[i] * beta1 + one_minus_beta1 * g
+        v[i] = v[i] * beta2 + one_minus_beta2 * (g * g)
+        if floating is float:
+            denom = sqrtf(v[i]) / correction2 + eps
+        else:
+            denom = sqrt(v[i]) / correction2 + eps
+        theta[i] -= step_size * m[i] / denom
+
+
+# ---------------------------------------------------------------------------
+# Public kernels (signatures of the contract in _kernels_numpy)
+# ---------------------------------------------------------------------------
+
+def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
+                       const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
+                       floating[:, :, ::1] Hs):
+    cdef Py_ssize_t B = P.shape[0], T = P.shape[1], H = P.shape[2]
+    cdef Py_ssize_t b, t, j, i, steps
+    cdef floating* WhhT
+    cdef floating* a
+    cdef const floating* h_prev
+    if B == 0 or T == 0 or H == 0:
+        return
+    WhhT = <floating*>malloc(H * H * sizeof(floating))
+    if WhhT == NULL:
+        raise MemoryError()
+    with nogil:
+        _transpose(&Whh[0, 0], H, H, WhhT)
+        for b in range(B):
+            steps = lengths[b]
+            h_prev = &h0[b, 0]
+            for t in range(T):
+                a = &Hs[b, t, 0]
+                if t >= steps:
+                    memcpy(a, h_prev, H * sizeof(floating))
+                    continue
+                memcpy(a, &P[b, t, 0], H * sizeof(floating))
+                for j in range(H):
+                    _axpy(H, h_prev[j], WhhT + j * H, a)
+                for i in range(H):
+                    a[i] = _tanh(a[i])
+                h_prev = a
+    free(WhhT)
+
+
+def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] Hs,
+                        const floating[:, ::1] Whh, const Py_ssize_t[::1] lengths,
+                        floating[:, :, ::1] dA):
+    cdef Py_ssize_t B = dH.shape[0], T = dH.shape[1], H = dH.shape[2]
+    cdef Py_ssize_t b, t, i, steps
+    cdef floating* carry
+    cdef floating* da
+    cdef const floating* h
+    cdef const floating* dh
+    if B == 0 or T == 0 or H == 0:
+        return
+    carry = <floating*>malloc(H * sizeof(floating))
+    if carry == NULL:
+        raise MemoryError()
+    with nogil:
+        for b in range(B):
+            steps = lengths[b]
+            if steps < T:
+                memset(&dA[b, steps, 0], 0, (T - steps) * H * sizeof(floating))
+            memset(carry, 0, H * sizeof(floating))
+            for t in range(steps - 1, -1, -1):
+                h = &Hs[b, t, 0]
+                dh = &dH[b, t, 0]
+                da = &dA[b, t, 0]
+                for i in range(H):
+                    da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
+                memset(carry, 0, H * sizeof(floating))
+                for i in range(H):
+                    _axpy(H, da[i], &Whh[i, 0], carry)
+    free(carry)
+
+
+def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+            Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+            const floating[:, :, ::1] h0, const Py_ssize_t[::1] lengths,
+            floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
+    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
+    cdef Py_ssize_t n_transposes = _transposes_size(I, H, L)
+    cdef floating* work
+    cdef floating* transposes
+    cdef floating* current
+    cdef floating* previous
+    cdef floating* swap
+    cdef const floating* WxhT
+    cdef const floating* WhhT
+    cdef const floating* bh
+    cdef const floating* Why
+    cdef const floating* by
+    cdef const floating* inputs
+    cdef Py_ssize_t b, t, layer, fan_in, base, steps, in_stride
+    if B == 0:
+        return
+    work = <floating*>malloc((n_transposes + 2 * T * H + 1) * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    transposes = work
+    current = work + n_transposes
+    previous = current + T * H
+    Why = &theta[0] + _layer_offset(L, I, H)
+    by = Why + O * H
+    with nogil:
+        _make_transposes(&theta[0], I, H, L, transposes)
+        for b in range(B):
+            steps = lengths[b]
+            inputs = &X[b, 0, 0]
+            WxhT = transposes
+            for layer in range(L):
+                fan_in = _fan_in(layer, I, H)
+                base = _layer_offset(layer, I, H)
+                WhhT = WxhT + H * fan_in
+                bh = &theta[0] + base + H * fan_in + H * H
+                _layer_forward(WxhT, WhhT, bh, fan_in, H, steps, inputs,
+                               &h0[layer, b, 0], current)
+                memcpy(&h_last[layer, b, 0], current + (steps - 1) * H,
+                       H * sizeof(floating))
+                WxhT = WhhT + H * H
+                inputs = current
+                swap = previous
+                previous = current
+                current = swap
+            # ``previous`` now holds the top layer's states.
+            if many_to_many:
+                for t in range(steps):
+                    _head(Why, by, O, H, previous + t * H, &Y_out[b, t, 0])
+                if steps < T:
+                    memset(&Y_out[b, steps, 0], 0, (T - steps) * O * sizeof(floating))
+            else:
+                _head(Why, by, O, H, previous + (steps - 1) * H, &Y_out[b, 0, 0])
+    free(work)
+
+
+def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+                  Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+                  const floating[:, :, ::1] Y, const floating[:, :, ::1] h0,
+                  const Py_ssize_t[::1] lengths, floating[::1] grad):
+    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
+    cdef floating* work = <floating*>malloc(
+        (_loss_grad_work_size(I, H, O, L, B, T) + 1) * sizeof(floating))
+    cdef double loss
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, B, T, &X[0, 0, 0],
+                              &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0], work)
+    free(work)
+    return loss
+
+
+def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+                Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+                const floating[:, :, ::1] Y, const Py_ssize_t[::1] lengths,
+                const Py_ssize_t[::1] order, Py_ssize_t batch_size, int optimizer,
+                const double[::1] hyper, floating[:, ::1] state,
+                long long[::1] step_count, double clip_value, double clip_norm,
+                double[::1] losses):
+    cdef Py_ssize_t N = order.shape[0], T = X.shape[1]
+    cdef Py_ssize_t P = theta.shape[0]
+    cdef Py_ssize_t x_row = T * I
+    cdef Py_ssize_t y_row = Y.shape[1] * O
+    cdef Py_ssize_t bs = batch_size if batch_size < N else N
+    cdef Py_ssize_t work_size = _loss_grad_work_size(I, H, O, L, bs, T)
+    cdef Py_ssize_t total = P + bs * x_row + bs * y_row + L * bs * H + work_size
+    cdef floating* buffer
+    cdef floating* grad
+    cdef floating* Xb
+    cdef floating* Yb
+    cdef floating* h0
+    cdef floating* work
+    cdef Py_ssize_t* lb
+    cdef Py_ssize_t start, n, k, row, done = 0
+    cdef double loss
+    if N == 0:
+        return 0
+    buffer = <floating*>malloc((total + 1) * sizeof(floating))
+    lb = <Py_ssize_t*>malloc(bs * sizeof(Py_ssize_t))
+    if buffer == NULL or lb == NULL:
+        free(buffer)
+        free(lb)
+        raise MemoryError()
+    grad = buffer
+    Xb = grad + P
+    Yb = Xb + bs * x_row
+    h0 = Yb + bs * y_row
+    work = h0 + L * bs * H
+    memset(h0, 0, L * bs * H * sizeof(floating))
+    with nogil:
+        start = 0
+        while start < N:
+            n = bs if start + bs <= N else N - start
+            # Gather the batch's rows into contiguous buffers.
+            for k in range(n):
+                row = order[start + k]
+                memcpy(Xb + k * x_row, &X[row, 0, 0], x_row * sizeof(floating))
+                memcpy(Yb + k * y_row, &Y[row, 0, 0], y_row * sizeof(floating))
+                lb[k] = lengths[row]
+            loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, n, T, Xb, Yb,
+                                  h0, lb, grad, work)
+            losses[done] = loss
+            if not isfinite(loss):
+                break
+            if not _clip(grad, P, clip_value, clip_norm):
+                break
+            _update(optimizer, &theta[0], grad, P, &hyper[0], &state[0, 0],
+                    &step_count[0])
+            done += 1
+            start += n
+    free(buffer)
+    free(lb)
+    return done
+
+
+def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+             Py_ssize_t L, const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
+             const Py_ssize_t[::1] feedback, const floating[:, :, ::1] future,
+             floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
+    cdef Py_ssize_t B = X.shape[0], T = X.shape[1], S = Y_out.shape[1]
+    cdef Py_ssize_t n_transposes = _transposes_size(I, H, L)
+    cdef floating* work
+    cdef floating* transposes
+    cdef floating* state
+    cdef floating* x
+    cdef floating* scratch
+    cdef floating* h
+    cdef const floating* Why = &theta[0] + _layer_offset(L, I, H)
+    cdef const floating* by = Why + O * H
+    cdef Py_ssize_t b, t, s, o, layer
+    if B == 0 or S == 0:
+        return
+    # state: the L current hidden vectors; x: the next input.
+    work = <floating*>malloc((n_transposes + L * H + I + H + 1) * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    transposes = work
+    state = transposes + n_transposes
+    x = state + L * H
+    scratch = x + I
+    with nogil:
+        _make_transposes(&theta[0], I, H, L, transposes)
+        for b in range(B):
+            for layer in range(L):
+                memcpy(state + layer * H, &h0[layer, b, 0], H * sizeof(floating))
+            for t in range(T):
+                _step_all_layers(&theta[0], transposes, I, H, L, &X[b, t, 0], state, scratch)
+            h = state + (L - 1) * H
+            _head(Why, by, O, H, h, &Y_out[b, 0, 0])
+            for s in range(1, S):
+                memcpy(x, &future[b, s - 1, 0], I * sizeof(floating))
+                for o in range(O):
+                    if feedback[o] >= 0:
+                        x[feedback[o]] = Y_out[b, s - 1, o]
+                _step_all_layers(&theta[0], transposes, I, H, L, x, state, scratch)
+                _head(Why, by, O, H, h, &Y_out[b, s, 0])
+            for layer in range(L):
+                memcpy(&h_last[layer, b, 0], state + layer * H, H * sizeof(floating))
+    free(work)
+
+
+cdef void _step_all_layers(const floating* theta, const floating* transposes,
+                           Py_ssize_t I, Py_ssize_t H, Py_ssize_t L,
+                           const floating* x, floating* state,
+                           floating* scratch) noexcept nogil:
+    """Advance every layer's state (L, H) in place by one input x (I,);
+    ``scratch`` holds H elements."""
+    cdef Py_ssize_t layer, fan_in, base, k, j, i
+    cdef const floating* WxhT = transposes
+    cdef const floating* WhhT
+    cdef const floating* bh
+    cdef const floating* inputs = x
+    cdef floating* h
+    for layer in range(L):
+        fan_in = _fan_in(layer, I, H)
+        base = _layer_offset(layer, I, H)
+        WhhT = WxhT + H * fan_in
+        bh = theta + base + H * fan_in + H * H
+        h = state + layer * H
+        # a = bh + Wxh x + Whh h, written over h only after it is complete.
+        memcpy(scratch, bh, H * sizeof(floating))
+        for k in range(fan_in):
+            _axpy(H, inputs[k], WxhT + k * H, scratch)
+        for j in range(H):
+            _axpy(H, h[j], WhhT + j * H, scratch)
+        for i in range(H):
+            h[i] = _tanh(scratch[i])
+        inputs = h
+        WxhT = WhhT + H * H

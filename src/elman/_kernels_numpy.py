@@ -1,0 +1,130 @@
+"""The NumPy twin of the compiled kernels (``_kernels.pyx``).
+
+Both modules export the same functions with the same signatures and the same
+results (to rounding). Nothing here validates: ``elman.rnn`` checks, casts and
+allocates once, before either backend is called, and these functions trust it.
+
+The contract
+------------
+Sizes: ``I`` input, ``H`` hidden, ``O`` output, ``L`` layers; ``B`` batch, ``T`` time.
+All float arrays share one dtype (float32 or float64) and are C-contiguous.
+
+``theta`` is every parameter in one flat vector, layer by layer, then the head::
+
+    for l in range(L):  Wxh_l (H, I_l)   with I_0 = I and I_l = H above
+                        Whh_l (H, H)
+                        bh_l  (H,)
+    Why (O, H), by (O,)
+
+``lengths`` (B,) intp gives each sequence's valid steps, 1 <= lengths[b] <= T.
+Steps at or after ``lengths[b]`` are padding: the hidden state is held, their
+outputs are zero and their targets are ignored.
+
+Targets and outputs are always 3-D, ``(B, T, O)`` when ``many_to_many`` and
+``(B, 1, O)`` otherwise (the output at each sequence's last valid step).
+
+The loss is the mean of (y_hat - y)**2 over every valid target element, as
+``torch.nn.MSELoss()`` computes it.
+
+Functions
+---------
+recurrence_forward(P, Whh, h0, lengths, Hs)
+    h_t = tanh(P_t + Whh h_{t-1}) for every t; P (B, T, H) already holds the input
+    projection and bias. Writes Hs (B, T, H).
+recurrence_backward(dH, Hs, Whh, lengths, dA)
+    Backward through time: dh_t = dH_t + Whh^T da_{t+1}, da_t = dh_t (1 - h_t^2).
+    dH (B, T, H) is the gradient reaching each h_t from outside the recurrence.
+    Writes dA (B, T, H), zero at padded steps.
+forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last)
+    X (B, T, I), h0 (L, B, H). Writes Y_out (B, T or 1, O) and h_last (L, B, H),
+    each sequence's state after its last valid step.
+loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad) -> float
+    Writes the exact gradient of the loss into grad (P,), returns the loss.
+train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
+            optimizer, hyper, state, step_count, clip_value, clip_norm, losses) -> int
+    Consecutive mini-batches of the rows ``order`` (the last may be short), each
+    from a zero initial state: loss_and_grad, clipping, one optimizer update of
+    theta in place. ``optimizer``, ``hyper``, ``state`` and ``step_count`` follow
+    ``elman.optimizers``; ``clip_value``/``clip_norm`` of 0 mean no clipping. Writes
+    each batch's loss to ``losses`` and returns how many updates were applied. It
+    stops before updating at the first batch whose loss or gradient is not finite,
+    so theta always holds the last finite weights.
+forecast(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last)
+    Closed loop. Runs the history X (B, T, I) from h0; Y_out[:, 0] is the output
+    after the last history step. For s >= 1 the input is future[:, s - 1] (B, S-1, I)
+    with column feedback[o] replaced by Y_out[:, s - 1, o] wherever feedback[o] >= 0.
+    Writes Y_out (B, S, O) and h_last (L, B, H), the state after the last step.
+
+This module computes with whole-batch BLAS products around a per-step loop; the
+compiled backend also uses these GEMM formulations (with its own recurrences) for
+large shapes, where BLAS wins. See ``elman._gemm_path``.
+"""
+
+import numpy as np
+
+from elman import _gemm_path
+from elman.optimizers import apply_update, clip_flat
+
+
+def recurrence_forward(P, Whh, h0, lengths, Hs):
+    batch, steps, _ = P.shape
+    ragged = bool(np.any(lengths != steps))
+    h = h0
+    WhhT = Whh.T
+    for t in range(steps):
+        a = P[:, t] + h @ WhhT
+        h_new = np.tanh(a, out=Hs[:, t])
+        if ragged:
+            held = (t >= lengths)[:, None]
+            np.copyto(h_new, h, where=held)
+        h = h_new
+
+
+def recurrence_backward(dH, Hs, Whh, lengths, dA):
+    batch, steps, hidden = dH.shape
+    ragged = bool(np.any(lengths != steps))
+    carry = np.zeros((batch, hidden), dtype=dH.dtype)
+    for t in range(steps - 1, -1, -1):
+        h = Hs[:, t]
+        da = dA[:, t]
+        np.multiply(dH[:, t] + carry, 1.0 - h * h, out=da)
+        if ragged:
+            da[t >= lengths] = 0.0
+        carry = da @ Whh
+
+
+_recurrences = _gemm_path.Recurrences(recurrence_forward, recurrence_backward)
+
+
+def forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
+    _gemm_path.forward(_recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths,
+                       Y_out, h_last)
+
+
+def loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
+    return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, many_to_many, X, Y,
+                                    h0, lengths, grad)
+
+
+def train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
+                optimizer, hyper, state, step_count, clip_value, clip_norm, losses):
+    grad = np.empty_like(theta)
+    n_rows = order.shape[0]
+    done = 0
+    for start in range(0, n_rows, batch_size):
+        rows = order[start:start + batch_size]
+        Xb, Yb, lb = X[rows], Y[rows], lengths[rows]
+        h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
+        loss = loss_and_grad(theta, I, H, O, L, many_to_many, Xb, Yb, h0, lb, grad)
+        losses[done] = loss
+        if not (np.isfinite(loss) and np.isfinite(grad).all()):
+            return done
+        clip_flat(grad, clip_value, clip_norm)
+        apply_update(optimizer, theta, grad, hyper, state, step_count)
+        done += 1
+    return done
+
+
+def forecast(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):
+    _gemm_path.forecast(_recurrences, theta, I, H, O, L, X, h0, feedback, future,
+                        Y_out, h_last)

@@ -1,0 +1,325 @@
+"""Optimizers and gradient clipping, on one flat parameter vector.
+
+The update formulas are PyTorch's (``torch.optim.SGD`` with ``dampening=0`` and
+``nesterov=False``; ``torch.optim.Adam`` with L2 ``weight_decay``), so a step here
+matches a step there. The compiled training loop (``_kernels.train_steps``)
+applies the same formulas, in the same order of operations, as
+:func:`apply_update` and :func:`clip_gradients` below, which the NumPy twin uses.
+
+Optimizers can be used on their own, in a hand-written loop::
+
+    opt = elman.optimizers.SGD(lr=0.01, momentum=0.9)
+    for epoch in range(100):
+        loss, grads = model.loss_and_grad(X, Y)
+        elman.optimizers.clip_gradients(grads, value=5.0)
+        opt.step(model, grads)
+"""
+
+import math
+from numbers import Real
+
+import numpy as np
+
+SGD_CODE = 0
+ADAM_CODE = 1
+
+# Layout of the hyperparameter vector handed to the kernels.
+HYPER_LR, HYPER_BETA1, HYPER_BETA2, HYPER_EPS, HYPER_WEIGHT_DECAY = range(5)
+
+# clip_grad_norm_ in PyTorch divides by (norm + 1e-6); so do we.
+NORM_CLIP_EPS = 1e-6
+
+
+def _check_positive(name, value, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        expected = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {expected}; got {value!r}")
+    return value
+
+
+def _check_unit_interval(name, value):
+    value = _check_positive(name, value, allow_zero=True)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+    return value
+
+
+class Optimizer:
+    """Base class: hyperparameters, state (moments) and the step count.
+
+    State is allocated on the first step (or by :meth:`prepare`) for the length and
+    dtype of the parameter vector it is used with, and is checked on every step:
+    one optimizer serves one model.
+    """
+
+    code = None
+
+    def __init__(self, lr, weight_decay=0.0):
+        self.lr = _check_positive("lr", lr)
+        self.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
+        self.state = None
+        self.step_count = np.zeros(1, dtype=np.int64)
+
+    # -- what the kernels read -------------------------------------------------
+    def hyperparameters(self):
+        """float64 vector [lr, beta1 or momentum, beta2, eps, weight_decay]."""
+        raise NotImplementedError
+
+    def prepare(self, n_params, dtype):
+        """Allocate (or check) the state for ``n_params`` parameters of ``dtype``."""
+        dtype = np.dtype(dtype)
+        if self.state is None:
+            self.state = np.zeros((2, n_params), dtype=dtype)
+        elif self.state.shape != (2, n_params) or self.state.dtype != dtype:
+            raise ValueError(
+                f"this optimizer holds state for {self.state.shape[1]} parameters of "
+                f"{self.state.dtype}; got {n_params} of {dtype}. Use one optimizer per "
+                f"model, or call reset()."
+            )
+        return self.state
+
+    def reset(self):
+        """Forget the moments and the step count."""
+        self.state = None
+        self.step_count[0] = 0
+
+    # -- use on its own --------------------------------------------------------
+    def step(self, params, grads):
+        """Apply one update in place.
+
+        Parameters
+        ----------
+        params : elman.RNN, dict of ndarray, or ndarray
+            What to update: a model, a dict of arrays (for example
+            ``model.get_weights()`` style) or one flat float array.
+        grads : dict of ndarray or ndarray
+            Gradients with the same keys and shapes (a dict), or a flat array with
+            the same length as the flat parameters.
+        """
+        from elman.rnn import RNN
+
+        if isinstance(params, RNN):
+            params._apply_update(self, grads)
+            return
+        if isinstance(params, dict):
+            if not isinstance(grads, dict) or set(grads) != set(params):
+                raise ValueError("grads must be a dict with the same keys as params")
+            keys = sorted(params)
+            for key in keys:
+                if np.shape(grads[key]) != np.shape(params[key]):
+                    raise ValueError(
+                        f"grads[{key!r}] has shape {np.shape(grads[key])}, expected "
+                        f"{np.shape(params[key])}"
+                    )
+            flat = np.concatenate([np.ravel(params[k]) for k in keys])
+            flat_grad = np.concatenate([np.ravel(grads[k]) for k in keys]).astype(flat.dtype)
+            self._step_flat(flat, flat_grad)
+            offset = 0
+            for key in keys:
+                size = np.size(params[key])
+                params[key][...] = flat[offset:offset + size].reshape(np.shape(params[key]))
+                offset += size
+            return
+        params_array = params
+        if not isinstance(params_array, np.ndarray) or params_array.ndim != 1:
+            raise TypeError("params must be an elman.RNN, a dict of arrays or a 1-D array")
+        grad_array = np.asarray(grads, dtype=params_array.dtype)
+        if grad_array.shape != params_array.shape:
+            raise ValueError(
+                f"grads has shape {grad_array.shape}, expected {params_array.shape}"
+            )
+        self._step_flat(params_array, grad_array)
+
+    def _step_flat(self, theta, grad):
+        self.prepare(theta.shape[0], theta.dtype)
+        apply_update(self.code, theta, grad, self.hyperparameters(), self.state,
+                     self.step_count)
+
+    # -- saving ----------------------------------------------------------------
+    def get_config(self):
+        """Constructor arguments, as plain Python values."""
+        raise NotImplementedError
+
+    def get_state(self):
+        """Moments and step count (copies), for saving beside the model."""
+        return {
+            "state": None if self.state is None else self.state.copy(),
+            "step_count": int(self.step_count[0]),
+        }
+
+    def set_state(self, saved):
+        """Restore what :meth:`get_state` returned."""
+        state = saved.get("state")
+        self.state = None if state is None else np.array(state, copy=True)
+        if self.state is not None and (self.state.ndim != 2 or self.state.shape[0] != 2):
+            raise ValueError(f"optimizer state must have shape (2, n); got {self.state.shape}")
+        step = int(saved.get("step_count", 0))
+        if step < 0:
+            raise ValueError(f"step_count must be >= 0; got {step}")
+        self.step_count[0] = step
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional classical momentum.
+
+    ``v <- momentum * v + (g + weight_decay * p)``, ``p <- p - lr * v``
+    (``v`` is the gradient itself when ``momentum == 0``), as ``torch.optim.SGD``.
+    """
+
+    code = SGD_CODE
+
+    def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.momentum = _check_unit_interval("momentum", momentum)
+
+    def hyperparameters(self):
+        return np.array([self.lr, self.momentum, 0.0, 0.0, self.weight_decay])
+
+    def get_config(self):
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015) with bias correction, as ``torch.optim.Adam``.
+
+    ``weight_decay`` is added to the gradient (L2), as PyTorch's Adam does.
+    """
+
+    code = ADAM_CODE
+
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair of floats; got {betas!r}")
+        self.betas = (_check_unit_interval("betas[0]", betas[0]),
+                      _check_unit_interval("betas[1]", betas[1]))
+        self.eps = _check_positive("eps", eps)
+
+    def hyperparameters(self):
+        return np.array([self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay])
+
+    def get_config(self):
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def get_optimizer(optimizer, lr=None):
+    """An Optimizer from a name ('sgd', 'momentum', 'adam') or an instance."""
+    if isinstance(optimizer, Optimizer):
+        if lr is not None:
+            raise ValueError("pass lr to the optimizer's constructor, not beside an instance")
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise TypeError(
+            f"optimizer must be 'sgd', 'momentum', 'adam' or an elman.optimizers.Optimizer; "
+            f"got {type(optimizer).__name__}"
+        )
+    name = optimizer.lower()
+    kwargs = {} if lr is None else {"lr": lr}
+    if name == "momentum":
+        return SGD(momentum=0.9, **kwargs)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be 'sgd', 'momentum' or 'adam'; got {optimizer!r}")
+    return OPTIMIZERS[name](**kwargs)
+
+
+def optimizer_from_config(name, config):
+    """Rebuild an optimizer saved with its class name and :meth:`get_config`."""
+    classes = {cls.__name__: cls for cls in (SGD, Adam)}
+    if name not in classes:
+        raise ValueError(f"unknown optimizer class {name!r}; expected one of {sorted(classes)}")
+    config = dict(config)
+    if "betas" in config:
+        config["betas"] = tuple(config["betas"])
+    return classes[name](**config)
+
+
+def apply_update(code, theta, grad, hyper, state, step_count):
+    """One optimizer update of the flat vector ``theta`` in place (see module doc)."""
+    lr = float(hyper[HYPER_LR])
+    beta1 = float(hyper[HYPER_BETA1])
+    weight_decay = float(hyper[HYPER_WEIGHT_DECAY])
+    step_count[0] += 1
+    g = grad + weight_decay * theta if weight_decay != 0.0 else grad
+    if code == SGD_CODE:
+        if beta1 != 0.0:
+            velocity = state[0]
+            velocity *= beta1
+            velocity += g
+            g = velocity
+        theta -= lr * g
+        return
+    beta2 = float(hyper[HYPER_BETA2])
+    eps = float(hyper[HYPER_EPS])
+    t = int(step_count[0])
+    m, v = state[0], state[1]
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)
+    step_size = lr / (1.0 - beta1 ** t)
+    denom = np.sqrt(v)
+    denom /= math.sqrt(1.0 - beta2 ** t)
+    denom += eps
+    theta -= step_size * m / denom
+
+
+def clip_flat(grad, clip_value, clip_norm):
+    """Clip a flat gradient in place; returns its norm before norm clipping."""
+    if clip_value > 0.0:
+        np.clip(grad, -clip_value, clip_value, out=grad)
+    norm = math.sqrt(float(np.dot(grad.astype(np.float64, copy=False),
+                                  grad.astype(np.float64, copy=False))))
+    if clip_norm > 0.0:
+        coef = clip_norm / (norm + NORM_CLIP_EPS)
+        if coef < 1.0:
+            grad *= coef
+    return norm
+
+
+def clip_gradients(grads, value=None, norm=None):
+    """Clip gradients in place: elementwise to [-value, value], then by global norm.
+
+    Parameters
+    ----------
+    grads : dict of ndarray or ndarray
+        Gradients, as ``RNN.loss_and_grad`` returns them, or one flat array.
+    value : float, optional
+        Clip each element to ``[-value, value]`` (the tutorials use 5).
+    norm : float, optional
+        Scale all gradients together so that their global L2 norm is at most
+        ``norm``, as ``torch.nn.utils.clip_grad_norm_`` does.
+
+    Returns
+    -------
+    float
+        The global L2 norm of the gradients after value clipping and before norm
+        clipping (what ``clip_grad_norm_`` returns).
+    """
+    clip_value = 0.0 if value is None else _check_positive("value", value)
+    clip_norm = 0.0 if norm is None else _check_positive("norm", norm)
+    if isinstance(grads, np.ndarray):
+        if grads.ndim != 1 or grads.dtype.kind != "f":
+            raise TypeError("grads must be a dict of float arrays or one flat float array")
+        return clip_flat(grads, clip_value, clip_norm)
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict or an ndarray; got {type(grads).__name__}")
+    keys = sorted(grads)
+    flat = np.concatenate([np.ravel(grads[k]) for k in keys]).astype(np.float64)
+    total = clip_flat(flat, clip_value, clip_norm)
+    offset = 0
+    for key in keys:
+        size = np.size(grads[key])
+        grads[key][...] = flat[offset:offset + size].reshape(np.shape(grads[key]))
+        offset += size
+    return total
