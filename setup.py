@@ -10,8 +10,16 @@ ELMAN_NO_EXTENSION=1
 ELMAN_CYTHON_DEBUG=1
     Turn Cython's bounds, wraparound and initialisation checks back on, so an
     out-of-range index in a kernel raises IndexError instead of corrupting memory.
+    Also keeps debug symbols in the compiled module.
 
-Everything else (metadata, dependencies) lives in pyproject.toml.
+Everything else (metadata, dependencies, package data) lives in pyproject.toml.
+
+About the fallback message: pip runs this script in a subprocess and shows its
+output only when the build fails or when pip is run with ``-v``. A successful
+fallback is therefore silent under a plain ``pip install``; ``pip install -v``,
+``python -m build`` and ``pip wheel -v`` show it, and ``elman.BACKEND`` tells
+afterwards which backend was installed. The message is written to stderr so that
+it is not buried in setuptools' stdout log.
 """
 
 import os
@@ -19,6 +27,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 
 def _flag(name):
@@ -32,45 +41,73 @@ CYTHON_DEBUG = _flag("ELMAN_CYTHON_DEBUG")
 if REQUIRE_EXTENSION and NO_EXTENSION:
     sys.exit("ELMAN_REQUIRE_EXTENSION=1 and ELMAN_NO_EXTENSION=1 contradict each other.")
 
+# .ci/check_distribution.sh greps pip's output for FALLBACK_MARKER: keep them in step.
+FALLBACK_MARKER = "elman: installed the pure-Python package"
 FALLBACK_MESSAGE = """
 ************************************************************************
-elman: the compiled kernels could not be built ({reason}).
-Installed the pure-Python package instead: elman.BACKEND will be "numpy".
-It gives the same results, only slower. To build the kernels, install a C
-compiler and Cython 3, then reinstall; set ELMAN_REQUIRE_EXTENSION=1 to
-make this failure fatal instead.
+{marker} (NumPy backend only).
+The compiled kernels could not be built: {reason}
+elman.BACKEND will be "numpy": the same results, only slower.
+To get the compiled kernels, install a C compiler, then reinstall with
+    pip install --force-reinstall --no-cache-dir --no-binary elman elman
+(--no-cache-dir: pip would otherwise reuse the pure-Python wheel it just
+cached). Set ELMAN_REQUIRE_EXTENSION=1 to make this failure fatal.
 ************************************************************************
 """
+
+# What a missing or broken compiler raises: no compiler configured (PlatformError,
+# e.g. no MSVC on Windows), a compiler that cannot be run (ExecError, OSError), or a
+# compile/link that fails (CCompilerError covers CompileError and LinkError).
+BUILD_ERRORS = (CCompilerError, ExecError, PlatformError, OSError)
+
+
+def _announce_fallback(reason):
+    sys.stderr.write(FALLBACK_MESSAGE.format(marker=FALLBACK_MARKER, reason=reason))
+    sys.stderr.flush()
+
+
+def _required_failure(reason):
+    return SystemExit(
+        "elman: ELMAN_REQUIRE_EXTENSION=1 is set and the compiled kernels "
+        f"could not be built: {reason}"
+    )
 
 
 class OptionalBuildExt(build_ext):
     """build_ext that falls back to pure Python unless the extension is required."""
 
+    _fell_back = False
+
     def run(self):
+        # Compiler discovery happens in run(), before any extension is built.
         try:
             super().run()
-        except Exception as exc:  # compiler missing, Cython missing, ...
+        except BUILD_ERRORS as exc:
             self._fall_back(exc)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
-        except Exception as exc:
+        except BUILD_ERRORS as exc:
             self._fall_back(exc)
 
     def _fall_back(self, exc):
+        reason = f"{type(exc).__name__}: {exc}"
         if REQUIRE_EXTENSION:
-            raise
-        message = FALLBACK_MESSAGE.format(reason=f"{type(exc).__name__}: {exc}")
-        # Printed to stderr and as a warning: pip shows one or the other depending on -v.
-        sys.stderr.write(message)
-        self.warn(message)
+            raise _required_failure(reason) from exc
+        if not self._fell_back:  # one message, even if run() sees the error again
+            self._fell_back = True
+            _announce_fallback(reason)
 
 
 def _compile_args():
     if sys.platform == "win32":
         return ["/O2"]
-    return ["-O3"]
+    # -O3 and nothing that names an instruction set: the baseline module must run
+    # on any x86-64 (checked by .ci/check_distribution.sh). CPython's own CFLAGS
+    # carry -g; -g0 drops the debug info, which otherwise makes up most of the
+    # wheel, unless the debug build was asked for.
+    return ["-O3", "-g"] if CYTHON_DEBUG else ["-O3", "-g0"]
 
 
 def extensions():
@@ -81,8 +118,8 @@ def extensions():
         from Cython.Build import cythonize
     except ImportError as exc:
         if REQUIRE_EXTENSION:
-            raise
-        sys.stderr.write(FALLBACK_MESSAGE.format(reason=f"Cython is not available: {exc}"))
+            raise _required_failure(f"Cython is not available: {exc}") from exc
+        _announce_fallback(f"Cython is not available: {exc}")
         return []
 
     directives = {
@@ -100,10 +137,10 @@ def extensions():
     )
     try:
         return cythonize([kernels], compiler_directives=directives, quiet=True)
-    except Exception as exc:
+    except Exception as exc:  # missing .pyx, Cython compile error, ...
         if REQUIRE_EXTENSION:
-            raise
-        sys.stderr.write(FALLBACK_MESSAGE.format(reason=f"cythonize failed: {exc}"))
+            raise _required_failure(f"cythonize failed: {exc}") from exc
+        _announce_fallback(f"cythonize failed: {exc}")
         return []
 
 

@@ -12,6 +12,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from elman.optimizers import apply_update, clip_flat
+
 Recurrences = namedtuple("Recurrences", ["forward", "backward"])
 
 
@@ -136,6 +138,25 @@ def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X, Y, h0, length
         if layer > 0:
             np.matmul(dA, Wxh, out=dH)
     return loss
+
+
+def train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
+                batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
+                losses):
+    grad = np.empty_like(theta)
+    done = 0
+    for start in range(0, order.shape[0], batch_size):
+        rows = order[start:start + batch_size]
+        h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
+        loss = loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X[rows], Y[rows],
+                             h0, lengths[rows], grad)
+        losses[done] = loss
+        if not (np.isfinite(loss) and np.isfinite(grad).all()):
+            return done
+        clip_flat(grad, clip_value, clip_norm)
+        apply_update(optimizer, theta, grad, hyper, state, step_count)
+        done += 1
+    return done
 
 
 def forecast(recurrences, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):

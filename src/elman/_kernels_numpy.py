@@ -63,7 +63,6 @@ large shapes, where BLAS wins. See ``elman._gemm_path``.
 import numpy as np
 
 from elman import _gemm_path
-from elman.optimizers import apply_update, clip_flat
 
 
 def recurrence_forward(P, Whh, h0, lengths, Hs):
@@ -108,21 +107,9 @@ def loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
 
 def train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
                 optimizer, hyper, state, step_count, clip_value, clip_norm, losses):
-    grad = np.empty_like(theta)
-    n_rows = order.shape[0]
-    done = 0
-    for start in range(0, n_rows, batch_size):
-        rows = order[start:start + batch_size]
-        Xb, Yb, lb = X[rows], Y[rows], lengths[rows]
-        h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
-        loss = loss_and_grad(theta, I, H, O, L, many_to_many, Xb, Yb, h0, lb, grad)
-        losses[done] = loss
-        if not (np.isfinite(loss) and np.isfinite(grad).all()):
-            return done
-        clip_flat(grad, clip_value, clip_norm)
-        apply_update(optimizer, theta, grad, hyper, state, step_count)
-        done += 1
-    return done
+    return _gemm_path.train_steps(_recurrences, theta, I, H, O, L, many_to_many, X, Y,
+                                  lengths, order, batch_size, optimizer, hyper, state,
+                                  step_count, clip_value, clip_norm, losses)
 
 
 def forecast(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):
