@@ -9,6 +9,7 @@
 from elman import optimizers
 from elman._backend import compiled_available, use_backend
 from elman._version import __version__
+from elman.model_file import load
 from elman.optimizers import clip_gradients
 from elman.rnn import RNN
 
@@ -18,6 +19,7 @@ __all__ = [
     "__version__",
     "clip_gradients",
     "compiled_available",
+    "load",
     "optimizers",
     "use_backend",
 ]

@@ -72,7 +72,10 @@ def as_numeric_array(name, value):
 def as_float_array(name, value, dtype, *, finite=True):
     """C-contiguous float copy-or-view of ``value`` in ``dtype``; finite unless told."""
     array = as_numeric_array(name, value)
-    converted = np.ascontiguousarray(array, dtype=dtype)
+    # asarray, not ascontiguousarray, which turns a 0-d array into shape (1,). Overflow
+    # in the cast is reported below as a ValueError, so NumPy's warning is silenced.
+    with np.errstate(over="ignore"):
+        converted = np.asarray(array, dtype=dtype, order="C")
     if finite and not np.isfinite(converted).all():
         if np.isfinite(array).all():
             raise ValueError(
@@ -83,7 +86,8 @@ def as_float_array(name, value, dtype, *, finite=True):
 
 
 def shape_text(shape):
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    """A shape as NumPy prints it: (2, 3), and (5,) for one axis."""
+    return str(tuple(int(s) for s in shape))
 
 
 def check_lengths(lengths, batch, steps):

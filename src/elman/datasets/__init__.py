@@ -263,8 +263,8 @@ def load_weather(fill="ffill"):
     Examples
     --------
     >>> weather = load_weather()
-    >>> len(weather), weather.dates[0], weather.dates[-1]
-    (13509, np.datetime64('1970-01-01'), np.datetime64('2022-11-26'))
+    >>> len(weather), str(weather.dates[0]), str(weather.dates[-1])
+    (13509, '1970-01-01', '2022-11-26')
     >>> int(load_weather(fill=None).missing[:, 2].sum())   # rain values missing
     281
     """
@@ -291,9 +291,10 @@ def load_csv(path, *, columns=None, date_column="auto", fill="ffill", delimiter=
 
     Parameters
     ----------
-    path : str, os.PathLike or text file object
-        The file to read. A path ending in ``.gz`` is read through gzip. An open
-        text file (opened with ``newline=""``) is read from its current position.
+    path : str, os.PathLike or file object
+        The file to read, as UTF-8. A path ending in ``.gz`` is read through gzip.
+        An open file (text opened with ``newline=""``, or binary) is read from its
+        current position.
     columns : sequence of str, str or None, default None
         The columns to read, in the order wanted. None reads every column except
         the date column and unnamed columns (an unnamed column is usually a row
@@ -305,7 +306,7 @@ def load_csv(path, *, columns=None, date_column="auto", fill="ffill", delimiter=
         ``2020-01-31 12:00``). ``"auto"`` picks the first column whose first value
         is not a number and is either such a date or headed ``date``, ``datetime``,
         ``time``, ``timestamp`` or ``ds`` (any case); if there is none, the data
-        has no dates. A name uses that column; None means no date column.
+        has no dates. Every value in the date column must then parse. A name uses that column; None means no date column.
     fill : {"ffill", None}, default "ffill"
         ``"ffill"`` replaces a missing value with the last value above it in its
         column, and back-fills leading missing values from the column's first
@@ -388,7 +389,14 @@ def _check_fill(fill):
 
 
 def _read_csv(stream, source, columns, date_column, fill, delimiter):
-    text = stream.read()
+    try:
+        text = stream.read()
+        if isinstance(text, bytes):  # a file opened in binary mode
+            text = text.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{source} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
     if text.startswith("\ufeff"):  # a UTF-8 byte-order mark, from a stream not opened as utf-8-sig
         text = text[1:]
     records, lines = _split_records(text, delimiter, source)
@@ -436,9 +444,12 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter):
         date_index = None
     elif date_column == "auto":
         date_index = None
-        first = rows[0]
         for j, name in enumerate(names):
-            value = first[j].strip()
+            # The column's first present value (almost always the first row's).
+            value = next(
+                (cell for cell in (row[j].strip() for row in rows) if cell.lower() not in MISSING_TOKENS),
+                "",
+            )
             if _is_number_or_missing(value):
                 continue
             if _ISO_DATE.match(value) or name.lower() in _DATE_NAMES:
@@ -458,7 +469,7 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter):
     else:
         if len(set(columns)) != len(columns):
             repeated = next(c for c in columns if columns.count(c) > 1)
-            raise ValueError(f"columns names {repeated!r} more than once: {columns!r}")
+            raise ValueError(f"columns lists {repeated!r} more than once: {columns!r}")
         feature_indices = [index_of(name, "column") for name in columns]
         if date_index is not None and date_index in feature_indices:
             raise ValueError(
@@ -473,7 +484,9 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter):
 
     dates = None
     if date_index is not None:
-        dates = _parse_dates(cells[date_index], names[date_index], lines, source)
+        dates = _parse_dates(
+            cells[date_index], names[date_index], lines, source, guessed=date_column == "auto"
+        )
 
     missing = np.isnan(data)
     if fill == "ffill" and missing.any():
@@ -538,7 +551,7 @@ def _parse_numbers(values, name, lines, source):
     return column
 
 
-def _parse_dates(values, name, lines, source):
+def _parse_dates(values, name, lines, source, guessed=False):
     # Plain YYYY-MM-DD dates parse several times faster with the unit given; NumPy
     # would silently truncate a time to [D], hence the length check.
     unit = "datetime64[D]" if all(len(text) == 10 for text in values) else "datetime64"
@@ -561,9 +574,10 @@ def _parse_dates(values, name, lines, source):
                 bad = True
             if bad:
                 found = f"found {text!r}" if text else "it is empty"
+                hint = "; pass date_column=None if it holds no dates" if guessed else ""
                 raise ValueError(
                     f"{source}, line {lines[i]}: date column {name!r} needs an ISO 8601 date "
-                    f"such as 2020-01-31 ({found})"
+                    f"such as 2020-01-31 ({found}){hint}"
                 )
         if dates is None:  # every cell parses alone but not together (mixed forms)
             raise ValueError(

@@ -1,0 +1,218 @@
+"""Check what the sdist and the wheel hold: every kind of file they must carry, and
+no kind they must not.
+
+    python .ci/check_dist_contents.py --source-root . --sdist dist/elman-X.tar.gz \
+        [--wheel dist/elman-X-....whl]
+
+sdist: the Cython sources, setup.py, pyproject.toml, README.md, LICENSE, tests/,
+bench/ and the bundled data set; no generated C, no built objects. It must also
+hold every file the source tree has under src/, tests/ and bench/ (taken from git,
+tracked or untracked-but-not-ignored), because the wheels are built from it.
+
+wheel: the compiled module, the whole Python package and the data set; no .pyx,
+no C, no tests.
+
+Standard library only, so that it runs anywhere (the workflow's sdist job too).
+Exits 1 with one line per problem.
+"""
+
+import argparse
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+# Kinds of file that are build products or generated code: never in either archive.
+GENERATED = [
+    "*.c", "*.cpp", "*.h", "*.html", "*.o", "*.obj", "*.a", "*.lib",
+    "*.pyc", "*.pyo", "*/__pycache__/*", "*.whl",
+]
+COMPILED = ["*.so", "*.pyd", "*.dylib", "*.dll"]
+DATASET = "src/elman/datasets/*.csv.gz"
+
+
+def matches(path, patterns):
+    return any(fnmatch.fnmatch(path, p) for p in patterns)
+
+
+def source_files(root):
+    """Files of the source tree as git sees them (tracked + untracked, not ignored)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    files = [f for f in out.split("\0") if f]
+    # git ls-files --cached also lists files deleted from the work tree.
+    return [f for f in files if os.path.isfile(os.path.join(root, f))]
+
+
+def read_version(root):
+    text = open(os.path.join(root, "src", "elman", "_version.py"), encoding="utf-8").read()
+    return re.search(r'__version__\s*=\s*"([^"]+)"', text).group(1)
+
+
+def check_sdist(path, root, problems):
+    with tarfile.open(path) as tar:
+        names = [m.name for m in tar.getmembers() if m.isfile()]
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) != 1:
+        problems.append(f"sdist: expected one top directory, found {sorted(tops)}")
+        return []
+    files = sorted(n.split("/", 1)[1] for n in names if "/" in n)
+
+    required = {
+        "setup.py": ["setup.py"],
+        "pyproject.toml": ["pyproject.toml"],
+        "README.md": ["README.md"],
+        "LICENSE": ["LICENSE"],
+        "PKG-INFO": ["PKG-INFO"],
+        "Cython sources (.pyx)": ["src/elman/*.pyx"],
+        "NumPy twin": ["src/elman/_kernels_numpy.py"],
+        "the one version file": ["src/elman/_version.py"],
+        "the data set": [DATASET],
+        "tests/ (test_*.py)": ["tests/test_*.py", "tests/*/test_*.py"],
+    }
+    for kind, patterns in required.items():
+        if not any(matches(f, patterns) for f in files):
+            problems.append(f"sdist: missing {kind}")
+
+    allowed = [
+        "PKG-INFO", "setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE",
+        "MANIFEST.in",
+        "src/elman.egg-info/*",  # setuptools always writes its metadata here
+        "src/elman/*.py", "src/elman/*/*.py", "src/elman/*.pyi", "src/elman/py.typed",
+        "src/elman/*.pyx", "src/elman/*.pxd", "src/elman/*.pxi",
+        DATASET,
+        "tests/*", "bench/*",
+    ]
+    for f in files:
+        if matches(f, GENERATED + COMPILED):
+            problems.append(f"sdist: generated or built file {f}")
+        elif not matches(f, allowed):
+            problems.append(f"sdist: unexpected file {f}")
+
+    # A file the source tree has but the sdist lacks would make wheels differ from
+    # a checkout, or fail to build: compare with git's view of the tree.
+    tree = source_files(root)
+    if tree is None:
+        print("  sdist vs source tree: skipped (not a git work tree)")
+    else:
+        wanted = [
+            f for f in tree
+            if f.split("/", 1)[0] in ("src", "tests", "bench")
+            or f in ("setup.py", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in")
+        ]
+        wanted = [f for f in wanted if not matches(f, GENERATED + COMPILED)]
+        have = set(files)
+        lacking = [f for f in wanted if f not in have]
+        for f in lacking:
+            problems.append(f"sdist: lacks {f}, which the source tree has")
+        print(f"  sdist vs source tree: {len(wanted) - len(lacking)} of {len(wanted)} "
+              "source files present")
+        if not any(f.startswith("bench/") for f in tree):
+            print("  note: the source tree has no files under bench/ yet, so neither has the sdist")
+    return files
+
+
+def check_wheel(path, sdist_files, version, problems):
+    with zipfile.ZipFile(path) as whl:
+        files = sorted(i.filename for i in whl.infolist() if not i.is_dir())
+    distinfo = f"elman-{version}.dist-info"
+
+    compiled = [f for f in files if matches(f, COMPILED)]
+    baseline = [f for f in compiled if re.fullmatch(r"elman/_kernels\.[^/]*(so|pyd)", f)]
+    if not baseline:
+        problems.append("wheel: missing the compiled module elman/_kernels.*.so|.pyd")
+    if not any(fnmatch.fnmatch(f, "elman/datasets/*.csv.gz") for f in files):
+        problems.append("wheel: missing the data set elman/datasets/*.csv.gz")
+    for f in ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE"):
+        if f"{distinfo}/{f}" not in files:
+            problems.append(f"wheel: missing {distinfo}/{f}")
+
+    # The whole Python package: every module of the sdist's src/elman.
+    for f in sdist_files:
+        if fnmatch.fnmatch(f, "src/elman/*.py") or fnmatch.fnmatch(f, "src/elman/*/*.py"):
+            inside = f[len("src/"):]
+            if inside not in files:
+                problems.append(f"wheel: missing {inside}")
+
+    allowed = [
+        "elman/*.py", "elman/*/*.py", "elman/*.pyi", "elman/py.typed",
+        "elman/*.so", "elman/*.pyd",
+        "elman/datasets/*.csv.gz",
+        f"{distinfo}/*",
+    ]
+    for f in files:
+        if matches(f, ["*.pyx", "*.pxd", "*.pxi"]):
+            problems.append(f"wheel: Cython source {f}")
+        elif matches(f, GENERATED):
+            problems.append(f"wheel: generated or built file {f}")
+        elif f.startswith(("tests/", "bench/", "elman/tests/")):
+            problems.append(f"wheel: test or bench file {f}")
+        elif not matches(f, allowed):
+            # e.g. elman.libs/ (a library auditwheel had to vendor) or stray files
+            problems.append(f"wheel: unexpected file {f}")
+
+    with zipfile.ZipFile(path) as whl:
+        metadata = whl.read(f"{distinfo}/METADATA").decode("utf-8")
+    for field in ("Requires-Python:", "License-Expression: BSD-3-Clause", "Project-URL:",
+                  "Requires-Dist: numpy", "Description-Content-Type: text/markdown"):
+        if field not in metadata:
+            problems.append(f"wheel: METADATA lacks {field!r}")
+    return files, compiled
+
+
+def describe(label, path, files):
+    kinds = {}
+    for f in files:
+        base = os.path.basename(f)
+        kind = base.split(".", 1)[1] if "." in base else base
+        kinds[kind] = kinds.get(kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    print(f"  {label}: {os.path.basename(path)} ({os.path.getsize(path) / 1024:.1f} KiB, "
+          f"{len(files)} files: {summary})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source-root", default=".")
+    parser.add_argument("--sdist", required=True)
+    parser.add_argument("--wheel", action="append", default=[])
+    parser.add_argument("--list", action="store_true", help="print every file")
+    args = parser.parse_args()
+
+    problems = []
+    version = read_version(args.source_root)
+    expected = f"elman-{version}.tar.gz"
+    if os.path.basename(args.sdist) != expected:
+        problems.append(f"sdist: named {os.path.basename(args.sdist)}, expected {expected}")
+
+    sdist_files = check_sdist(args.sdist, args.source_root, problems)
+    describe("sdist", args.sdist, sdist_files)
+    if args.list:
+        print("    " + "\n    ".join(sdist_files))
+    for wheel in args.wheel:
+        if not os.path.basename(wheel).startswith(f"elman-{version}-"):
+            problems.append(f"wheel: {os.path.basename(wheel)} is not version {version}")
+        files, compiled = check_wheel(wheel, sdist_files, version, problems)
+        describe("wheel", wheel, files)
+        for f in compiled:
+            with zipfile.ZipFile(wheel) as whl:
+                size = whl.getinfo(f).file_size
+            print(f"    compiled module {f}: {size / 1024:.1f} KiB")
+        if args.list:
+            print("    " + "\n    ".join(files))
+
+    for p in problems:
+        print(f"  PROBLEM {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

