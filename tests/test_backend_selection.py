@@ -36,28 +36,37 @@ BLOCK_COMPILED = textwrap.dedent("""
 PRINT_BACKEND = "import elman; print(elman.BACKEND)"
 
 
-def run_python(code, backend_env=None, block_compiled=False, args=(), cwd=None):
+def run_python(code, backend_env=None, block_compiled=False, cwd=None, extra_env=None,
+               warnings_are_errors=True):
     """Run ``code`` in a fresh interpreter that imports this same elman.
 
-    backend_env: None leaves ELMAN_BACKEND unset; a string sets it.
+    backend_env: None leaves ELMAN_BACKEND unset; a string sets it. Warnings are
+    errors by default, so that "silently" below also means "without a warning".
     """
     env = os.environ.copy()
     env.pop("ELMAN_BACKEND", None)
+    env.update(extra_env or {})
     if backend_env is not None:
         env["ELMAN_BACKEND"] = backend_env
     package_root = str(Path(elman.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(
         [package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     source = (BLOCK_COMPILED if block_compiled else "") + code
-    return subprocess.run([sys.executable, "-W", "error", *args, "-c", source], env=env,
+    return subprocess.run([sys.executable, *(["-W", "error"] if warnings_are_errors else []), "-c", source], env=env,
                           capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
+@pytest.fixture(scope="module")
+def fresh_compiled():
+    """Whether a fresh interpreter can import the compiled module (normally == COMPILED)."""
+    return run_python("import elman._kernels", "numpy").returncode == 0
+
+
 @pytest.mark.parametrize("backend_env", [None, ""], ids=["unset", "empty"])
-def test_unset_picks_compiled_when_it_imports(backend_env):
+def test_unset_picks_compiled_when_it_imports(backend_env, fresh_compiled):
     result = run_python(PRINT_BACKEND, backend_env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ("cython" if COMPILED else "numpy")
+    assert result.stdout.strip() == ("cython" if fresh_compiled else "numpy")
     assert result.stderr == ""
 
 
@@ -68,9 +77,9 @@ def test_numpy_forces_the_twin():
     assert result.stdout.split() == ["numpy", "elman._kernels_numpy"]
 
 
-def test_cython_insists():
+def test_cython_insists(fresh_compiled):
     result = run_python(PRINT_BACKEND, "cython")
-    if COMPILED:
+    if fresh_compiled:
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "cython"
     else:
@@ -214,7 +223,10 @@ def _run_suite_copy(tmp_path, backend_env, block_compiled):
     (tmp_path / "test_tiny.py").write_text(TINY_TEST)
     code = ("import sys, pytest; sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', "
             f"{str(tmp_path)!r}]))")
-    result = run_python(code, backend_env, block_compiled, cwd=tmp_path)
+    # Plugin autoloading (hypothesis, ...) would double the start-up time.
+    result = run_python(code, backend_env, block_compiled, cwd=tmp_path,
+                        extra_env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                        warnings_are_errors=False)
     return result.returncode, result.stdout + result.stderr
 
 

@@ -148,7 +148,9 @@ def test_dataset_unknown_column_names_the_columns(weather):
     with pytest.raises(KeyError) as info:
         weather["snow"]
     assert isinstance(info.value, ValueError)
-    assert str(info.value) == "unknown column 'snow'; the columns are: tmax, tmin, rain, tmax_tomorrow"
+    assert (
+        str(info.value) == "unknown column 'snow'; the columns are: tmax, tmin, rain, tmax_tomorrow"
+    )
     with pytest.raises(KeyError, match="snow"):
         weather[["tmax", "snow"]]
 
@@ -246,7 +248,9 @@ def test_load_csv_detects_a_date_column_by_name_anywhere(tmp_path):
     path = write(tmp_path, "a,Date,b\n1,2020-01-01,2\n3,2020-01-02,4\n")
     ds = load_csv(path)
     assert ds.columns == ("a", "b")
-    assert ds.dates.tolist() == np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]").tolist()
+    assert (
+        ds.dates.tolist() == np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]").tolist()
+    )
 
 
 def test_load_csv_date_named_column_with_bad_dates_names_the_line(tmp_path):
@@ -286,7 +290,9 @@ def test_load_csv_dates_with_times(tmp_path):
 def test_load_csv_explicit_and_disabled_date_column(tmp_path):
     path = write(tmp_path, "stamp,y\n2020-01-01,1\n2020-01-02,2\n")
     assert load_csv(path, date_column="stamp").columns == ("y",)
-    with pytest.raises(ValueError, match=r"line 2: column 'stamp' is not numeric \(found '2020-01-01'\)"):
+    with pytest.raises(
+        ValueError, match=r"line 2: column 'stamp' is not numeric \(found '2020-01-01'\)"
+    ):
         load_csv(path, date_column=None)
     with pytest.raises(ValueError, match="unknown date column 'day'"):
         load_csv(path, date_column="day")
@@ -519,9 +525,13 @@ def test_sine_walk_seasonal_decomposes_into_its_parts():
 
 
 def test_sine_walk_seasonal_parameters_and_seeds():
-    x = sine_walk_seasonal(100, period=10, amplitude=3, walk_sd=0, seasonal_period=50, seasonal_amplitude=0.5)
+    x = sine_walk_seasonal(
+        100, period=10, amplitude=3, walk_sd=0, seasonal_period=50, seasonal_amplitude=0.5
+    )
     t = np.arange(100)
-    np.testing.assert_allclose(x, 3 * np.sin(2 * np.pi * t / 10) + 0.5 * np.sin(2 * np.pi * t / 50), atol=1e-12)
+    np.testing.assert_allclose(
+        x, 3 * np.sin(2 * np.pi * t / 10) + 0.5 * np.sin(2 * np.pi * t / 50), atol=1e-12
+    )
     np.testing.assert_array_equal(sine_walk_seasonal(300, seed=5), sine_walk_seasonal(300, seed=5))
     assert not np.array_equal(sine_walk_seasonal(300, seed=5), sine_walk_seasonal(300, seed=6))
     assert sine_walk_seasonal(0).shape == (0,)

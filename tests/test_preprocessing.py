@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from elman.datasets import load_weather
-from elman.preprocessing import NotFittedError, StandardScaler, sliding_windows, train_val_test_split
+from elman.preprocessing import (
+    NotFittedError,
+    StandardScaler,
+    sliding_windows,
+    train_val_test_split,
+)
 
 
 def reference_windows(x, y, window, horizon, many_to_many):
@@ -51,9 +56,7 @@ def test_windows_with_features_and_separate_targets_by_hand():
     series = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0], [3.0, 13.0], [4.0, 14.0]])
     targets = np.array([100.0, 101.0, 102.0, 103.0, 104.0])
     X, Y = sliding_windows(series, 2, targets=targets, many_to_many=False)
-    np.testing.assert_array_equal(
-        X, [[[0, 10], [1, 11]], [[1, 11], [2, 12]], [[2, 12], [3, 13]]]
-    )
+    np.testing.assert_array_equal(X, [[[0, 10], [1, 11]], [[1, 11], [2, 12]], [[2, 12], [3, 13]]])
     np.testing.assert_array_equal(Y, [[102], [103], [104]])
     # Targets already aligned to their row (like tmax_tomorrow): horizon=0.
     X, Y = sliding_windows(series, 2, targets=targets, horizon=0, many_to_many=False)
@@ -106,7 +109,9 @@ def test_windows_minimum_length():
     X, Y = sliding_windows(np.arange(5.0), 4, many_to_many=False)
     assert X.shape == (1, 4, 1)
     np.testing.assert_array_equal(Y, [[4.0]])
-    with pytest.raises(ValueError, match=r"series has 5 steps; window=5 and horizon=1 need at least 6"):
+    with pytest.raises(
+        ValueError, match=r"series has 5 steps; window=5 and horizon=1 need at least 6"
+    ):
         sliding_windows(np.arange(5.0), 5)
     with pytest.raises(ValueError, match="need at least"):
         sliding_windows(np.zeros((0, 2)), 1)
@@ -184,7 +189,9 @@ def test_split_empty_parts_and_lists():
 
 def test_split_argument_checks():
     x = np.arange(10)
-    with pytest.raises(ValueError, match=r"fractions must sum to 1; got \(0.7, 0.2, 0.2\), which sums to 1.1"):
+    with pytest.raises(
+        ValueError, match=r"fractions must sum to 1; got \(0.7, 0.2, 0.2\), which sums to 1.1"
+    ):
         train_val_test_split(x, fractions=(0.7, 0.2, 0.2))
     with pytest.raises(ValueError, match="three numbers"):
         train_val_test_split(x, fractions=(0.8, 0.2))
@@ -284,7 +291,9 @@ def test_scaler_dtypes_and_no_mutation():
 def test_scaler_not_fitted():
     scaler = StandardScaler()
     assert not hasattr(scaler, "mean_")
-    with pytest.raises(NotFittedError, match=r"not fitted yet; call fit\(X\) .* before transform\(\)"):
+    with pytest.raises(
+        NotFittedError, match=r"not fitted yet; call fit\(X\) .* before transform\(\)"
+    ):
         scaler.transform(np.zeros((2, 2)))
     with pytest.raises(ValueError):
         scaler.inverse_transform(np.zeros((2, 2)))
@@ -295,7 +304,11 @@ def test_scaler_not_fitted():
 
 def test_scaler_shape_errors():
     scaler = StandardScaler().fit(np.zeros((5, 3)) + np.arange(3))
-    with pytest.raises(ValueError, match=r"X has shape \(5, 2\), but this scaler was fitted on 3 features: expected shape \(\.\.\., 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"X has shape \(5, 2\), but this scaler was fitted on 3 features: "
+        r"expected shape \(\.\.\., 3\)",
+    ):
         scaler.transform(np.zeros((5, 2)))
     with pytest.raises(ValueError, match=r"X has shape \(3,\).*1-D array is read as one feature"):
         scaler.transform(np.zeros(3))
@@ -353,7 +366,11 @@ def test_weather_recipe():
     x_scaler = StandardScaler().fit(f_train)
     y_scaler = StandardScaler().fit(t_train)
     X_train, Y_train = sliding_windows(
-        x_scaler.transform(f_train), 7, targets=y_scaler.transform(t_train), horizon=0, many_to_many=False
+        x_scaler.transform(f_train),
+        7,
+        targets=y_scaler.transform(t_train),
+        horizon=0,
+        many_to_many=False,
     )
     assert X_train.shape == (9456 - 6, 7, 3) and Y_train.shape == (9456 - 6, 1)
     # The first window covers training days 0..6 and predicts day 6's tmax_tomorrow = day 7's tmax.
@@ -361,7 +378,11 @@ def test_weather_recipe():
     assert y_scaler.inverse_transform(Y_train[0])[0] == pytest.approx(weather["tmax"][7])
     # Persistence baseline in original units on the test period is finite and sensible.
     X_test, Y_test = sliding_windows(
-        x_scaler.transform(f_test), 7, targets=y_scaler.transform(t_test), horizon=0, many_to_many=False
+        x_scaler.transform(f_test),
+        7,
+        targets=y_scaler.transform(t_test),
+        horizon=0,
+        many_to_many=False,
     )
     persistence = x_scaler.inverse_transform(X_test[:, -1, :])[:, 0]
     actual = y_scaler.inverse_transform(Y_test)[:, 0]

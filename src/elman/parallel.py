@@ -252,7 +252,7 @@ def _fit_task(index, task, settings, seeds, backend, template):
 
 
 def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
-             hidden_size=16, model=None, n_jobs=-1, seed=None, **kwargs):
+             hidden_size=None, model=None, n_jobs=-1, seed=None, **kwargs):
     """Train one model per series, per (X, Y) pair or per setting, in parallel.
 
     Parameters
@@ -276,7 +276,7 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
         gives one target per window and a many-to-one model. ``many_to_many``
         defaults to True, or to ``model.return_sequences`` when ``model`` is given.
     hidden_size : int, default 16
-        Units per recurrent layer of each new model.
+        Units per recurrent layer of each new model (not with ``model``).
     model : elman.RNN, optional
         Instead of new models, train a copy of this one per task (a warm start,
         for example from a model trained on all series). Its weights are the start;
@@ -397,11 +397,11 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
 
     if many_to_many is None:
         many_to_many = True if model is None else model.return_sequences
-    common = dict(window=window, horizon=horizon, many_to_many=many_to_many, **kwargs)
-    if model is None:
-        common["hidden_size"] = hidden_size
+    if hidden_size is not None:
+        kwargs["hidden_size"] = hidden_size
     allowed = _WINDOW_KEYS | _MODEL_KEYS | _fit_keys()
     _check_settings("fit_many", kwargs, allowed, model is not None)
+    common = dict(window=window, horizon=horizon, many_to_many=many_to_many, **kwargs)
     for i, entry in enumerate(task_params):
         _check_settings(f"params[{i}]", entry, allowed, model is not None)
 

@@ -59,7 +59,9 @@ def _check_int(name, value, minimum):
     try:
         value = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})") from None
+        raise TypeError(
+            f"{name} must be an integer; got {value!r} ({type(value).__name__})"
+        ) from None
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
     return value
@@ -74,7 +76,8 @@ def _as_float_array(name, value):
     if kind in "iub":
         return array.astype(np.float64)
     raise TypeError(
-        f"{name} must hold real numbers; got an array of dtype {array.dtype} with shape {array.shape}"
+        f"{name} must hold real numbers; got an array of dtype {array.dtype} "
+        f"with shape {array.shape}"
     )
 
 
@@ -192,7 +195,11 @@ def sliding_windows(series, window, *, targets=None, horizon=1, many_to_many=Tru
         raise TypeError(f"many_to_many must be True or False; got {many_to_many!r}")
     x = _as_series("series", series)
     if targets is None:
-        if isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool) and horizon == 0:
+        if (
+            isinstance(horizon, (int, np.integer))
+            and not isinstance(horizon, bool)
+            and horizon == 0
+        ):
             raise ValueError(
                 "horizon=0 with targets=None would make each target the input itself; use "
                 "horizon >= 1, or pass already shifted targets with horizon=0"
@@ -222,7 +229,7 @@ def sliding_windows(series, window, *, targets=None, horizon=1, many_to_many=Tru
         Y = sliding_window_view(y[horizon:], window, axis=0)[:n_windows].transpose(0, 2, 1)
     else:
         first = window - 1 + horizon
-        Y = _read_only(y[first:first + n_windows])
+        Y = _read_only(y[first : first + n_windows])
     return X, Y
 
 
@@ -240,7 +247,8 @@ def _check_fractions(fractions):
         ) from None
     if len(values) != 3:
         raise ValueError(
-            f"fractions must be three numbers (train, validation, test); got {len(values)}: {fractions!r}"
+            "fractions must be three numbers (train, validation, test); "
+            f"got {len(values)}: {fractions!r}"
         )
     for part, value in zip(("train", "validation", "test"), values):
         if isinstance(value, bool) or not isinstance(value, Real):
@@ -265,7 +273,8 @@ def _length(index, array):
         return len(array)
     except TypeError:
         raise TypeError(
-            f"array {index} has no length; expected an array-like with rows, got {type(array).__name__}"
+            f"array {index} has no length; expected an array-like with rows, "
+            f"got {type(array).__name__}"
         ) from None
 
 
@@ -418,10 +427,14 @@ class StandardScaler:
         """
         array = _as_float_array("X", X)
         if array.ndim == 0:
-            raise ValueError("X must have at least one dimension (n,) or (..., n_features); got a scalar")
+            raise ValueError(
+                "X must have at least one dimension (n,) or (..., n_features); got a scalar"
+            )
         samples = array.reshape(-1, 1) if array.ndim == 1 else array.reshape(-1, array.shape[-1])
         if samples.shape[0] == 0 or samples.shape[1] == 0:
-            raise ValueError(f"X must hold at least one sample of at least one feature; got shape {array.shape}")
+            raise ValueError(
+                f"X must hold at least one sample of at least one feature; got shape {array.shape}"
+            )
         samples = samples.astype(np.float64, copy=False)
         if np.isinf(samples).any():
             raise ValueError("X contains infinite values; StandardScaler cannot fit them")
@@ -557,10 +570,14 @@ class StandardScaler:
             ) from None
         missing = {"mean", "scale"} - keys
         if missing:
-            raise ValueError(f"state is missing {sorted(missing)}; expected keys {list(cls._STATE_KEYS)}")
+            raise ValueError(
+                f"state is missing {sorted(missing)}; expected keys {list(cls._STATE_KEYS)}"
+            )
         unknown = keys - set(cls._STATE_KEYS)
         if unknown:
-            raise ValueError(f"state has unknown keys {sorted(unknown)}; expected {list(cls._STATE_KEYS)}")
+            raise ValueError(
+                f"state has unknown keys {sorted(unknown)}; expected {list(cls._STATE_KEYS)}"
+            )
         mean = np.array(state["mean"], dtype=np.float64)
         scale = np.array(state["scale"], dtype=np.float64)
         if mean.ndim != 1 or mean.shape[0] == 0 or scale.shape != mean.shape:
@@ -583,4 +600,7 @@ class StandardScaler:
     def __repr__(self):
         if not hasattr(self, "mean_"):
             return "StandardScaler()"
-        return f"StandardScaler(n_features_in_={self.n_features_in_}, n_samples_seen_={self.n_samples_seen_})"
+        return (
+            f"StandardScaler(n_features_in_={self.n_features_in_}, "
+            f"n_samples_seen_={self.n_samples_seen_})"
+        )

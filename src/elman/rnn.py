@@ -588,3 +588,30 @@ class RNN:
         if self.dtype != np.float64:
             extra += f", dtype={self.dtype.name!r}"
         return (f"RNN({self.input_size}, {self.hidden_size}, {self.output_size}{extra})")
+
+    # ----------------------------------------------------------- interoperability
+    def to_torch_state_dict(self, *, rnn_prefix="rnn.", head_prefix="fc."):
+        """The weights as a ``torch.nn.RNN`` + ``torch.nn.Linear`` state dict of NumPy arrays.
+
+        ``bh`` becomes ``bias_ih_l{k}`` and ``bias_hh_l{k}`` is zero. See
+        :func:`elman.interop.to_torch_state_dict`; torch is not imported.
+        """
+        from elman.interop import to_torch_state_dict
+
+        return to_torch_state_dict(self, rnn_prefix=rnn_prefix, head_prefix=head_prefix)
+
+    @classmethod
+    def from_torch_state_dict(cls, state_dict, *, rnn_prefix="rnn.", head_prefix="fc.",
+                              return_sequences=True, dtype=None):
+        """A model from a ``torch.nn.RNN`` + ``torch.nn.Linear`` state dict (arrays or tensors).
+
+        Sizes come from the shapes; ``bh = bias_ih + bias_hh``. See
+        :func:`elman.interop.from_torch_state_dict`; torch is not imported.
+        """
+        from elman.interop import from_torch_state_dict
+
+        if cls is not RNN:
+            raise TypeError("from_torch_state_dict builds an elman.RNN; call it on RNN")
+        return from_torch_state_dict(state_dict, rnn_prefix=rnn_prefix,
+                                     head_prefix=head_prefix,
+                                     return_sequences=return_sequences, dtype=dtype)

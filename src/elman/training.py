@@ -16,6 +16,7 @@ error at any moment leaves both at the last completed step.
 """
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -182,7 +183,8 @@ class _Progress:
 
 def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
         clip_value=None, clip_norm=None, shuffle=True, seed=None, validation_data=None,
-        early_stopping=None, callbacks=None, verbose=0, lengths=None, tbptt=None):
+        early_stopping=None, callbacks=None, verbose=0, lengths=None, tbptt=None,
+        checkpoint=None, checkpoint_every=1, resume=False):
     """Train ``model`` on sequences by mini-batch gradient descent with exact BPTT.
 
     Parameters
@@ -235,6 +237,20 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
         after each chunk, and carry the hidden state (but not the gradient) into the
         next chunk. Memory is bounded by ``tbptt``, not the sequence length. Needs
         ``return_sequences=True``.
+    checkpoint : str or os.PathLike, optional
+        Save the model, the optimizer's state, the shuffling generator's state and
+        the history to this model file every ``checkpoint_every`` epochs and when
+        training ends (atomically: a kill at any moment leaves the previous
+        checkpoint intact).
+    checkpoint_every : int, default 1
+        Epochs between checkpoints.
+    resume : bool, default False
+        With ``checkpoint``: if the file exists, continue from it (weights,
+        optimizer moments, shuffling state, completed epochs, history) up to
+        ``epochs`` in all, so that a run killed at any time and resumed ends with
+        the same weights as one uninterrupted run with the same seed. The model's
+        configuration and the optimizer's class and settings must match the
+        checkpoint's. Without the file, training starts from the beginning.
 
     Returns
     -------
@@ -297,6 +313,14 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
                              "target only at the last step")
     if n == 0:
         raise ValueError("X holds no sequences (n = 0)")
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False; got {resume!r}")
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+    elif resume:
+        raise ValueError("resume=True needs checkpoint= (the file to resume from)")
+    checkpointing = (checkpoint, checkpoint_every, resume)
 
     if not model._training_lock.acquire(blocking=False):
         raise RuntimeError("fit is already running on this model in another thread; a "
@@ -304,13 +328,13 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
     try:
         return _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value or 0.0,
                       clip_norm or 0.0, shuffle, seed, validation, stopping, callbacks,
-                      verbose, tbptt)
+                      verbose, tbptt, checkpointing)
     finally:
         model._training_lock.release()
 
 
 def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip_norm,
-           shuffle, seed, validation, stopping, callbacks, verbose, tbptt):
+           shuffle, seed, validation, stopping, callbacks, verbose, tbptt, checkpointing):
     I, H, O, L = model.input_size, model.hidden_size, model.output_size, model.num_layers
     n, steps, _ = X.shape
     kernels = _backend.get_kernels()
@@ -320,6 +344,10 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
     history = History()
     progress = _Progress(verbose, epochs)
     best = {"loss": math.inf, "theta": None, "epoch": None, "waited": 0}
+    checkpoint, checkpoint_every, resume = checkpointing
+    first_epoch = 0
+    if resume and os.path.exists(checkpoint):
+        first_epoch = _restore_checkpoint(checkpoint, model, optimizer, rng, history, best)
 
     effective_batch = min(batch_size, n)
     if _use_fused_loops(kernels, effective_batch, H):
@@ -335,7 +363,7 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
                                // (flops_per_sequence * effective_batch)))
 
     try:
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
             started = time.perf_counter()
             order = rng.permutation(n) if shuffle else np.arange(n)
             order = order.astype(np.intp, copy=False)
@@ -373,16 +401,73 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
             for callback in callbacks:
                 if callback(epoch, logs) is True:
                     stop = True
+            if checkpoint is not None and not stop and (epoch + 1) % checkpoint_every == 0:
+                _save_checkpoint(checkpoint, model, optimizer, rng, history, best, epoch + 1)
             if stop:
                 break
     except KeyboardInterrupt:
         history.interrupted = True
         progress.message("\ninterrupted: the model keeps the weights of the last completed "
                          "step")
+    if checkpoint is not None and not history.interrupted and history.epochs > 0:
+        _save_checkpoint(checkpoint, model, optimizer, rng, history, best, history.epochs)
     if stopping is not None and stopping["restore_best"] and best["theta"] is not None:
-        if history.stopped_early or history.epochs:
-            model._theta = best["theta"]
+        model._theta = best["theta"]
     return history
+
+
+_CHECKPOINT_KEY = "elman_fit_checkpoint"
+
+
+def _save_checkpoint(path, model, optimizer, rng, history, best, epochs_done):
+    from elman.model_file import save
+
+    extra = {_CHECKPOINT_KEY: {
+        "epochs_done": epochs_done,
+        "rng_state": rng.bit_generator.state,
+        "history": history.as_dict(),
+        "best_loss": None if math.isinf(best["loss"]) else best["loss"],
+        "best_epoch": best["epoch"],
+        "waited": best["waited"],
+    }}
+    extra_arrays = {} if best["theta"] is None else {"best_theta": best["theta"]}
+    save(model, path, optimizer=optimizer, extra=extra, extra_arrays=extra_arrays)
+
+
+def _restore_checkpoint(path, model, optimizer, rng, history, best):
+    """Load a checkpoint into model, optimizer, rng, history and best; epochs done."""
+    from elman.model_file import load_with_metadata
+
+    loaded = load_with_metadata(path)
+    saved = (loaded.extra or {}).get(_CHECKPOINT_KEY)
+    if saved is None:
+        raise ValueError(f"{path} is a model file but not a fit checkpoint")
+    # Only the architecture must match: seed and init decide the initial weights,
+    # which the checkpoint's replace.
+    architecture = ("input_size", "hidden_size", "output_size", "num_layers",
+                    "return_sequences", "dtype")
+    saved_arch = {k: loaded.model.get_config()[k] for k in architecture}
+    this_arch = {k: model.get_config()[k] for k in architecture}
+    if saved_arch != this_arch:
+        raise ValueError(
+            f"checkpoint {path} holds a model with configuration {saved_arch}, not this "
+            f"model's {this_arch}"
+        )
+    if (loaded.optimizer is None or type(loaded.optimizer) is not type(optimizer)
+            or loaded.optimizer.get_config() != optimizer.get_config()):
+        raise ValueError(f"checkpoint {path} was written with optimizer "
+                         f"{loaded.optimizer!r}, not {optimizer!r}")
+    model._theta = loaded.model._theta
+    optimizer.set_state(loaded.optimizer.get_state())
+    optimizer.prepare(model.n_params, model.dtype)
+    rng.bit_generator.state = saved["rng_state"]
+    for name, value in saved["history"].items():
+        setattr(history, name, value)
+    history.steps = 0
+    best.update(loss=math.inf if saved["best_loss"] is None else saved["best_loss"],
+                epoch=saved["best_epoch"], waited=saved["waited"],
+                theta=loaded.extra_arrays.get("best_theta"))
+    return int(saved["epochs_done"])
 
 
 def _commit(model, optimizer, theta, state, step_count):

@@ -141,7 +141,8 @@ class Dataset:
             dates = self.dates
             if not isinstance(dates, np.ndarray) or dates.dtype.kind != "M" or dates.ndim != 1:
                 raise TypeError(
-                    f"Dataset dates must be a 1-D datetime64 ndarray or None; got {_describe(dates)}"
+                    "Dataset dates must be a 1-D datetime64 ndarray or None; got "
+                    f"{_describe(dates)}"
                 )
             if len(dates) != len(data):
                 raise ValueError(
@@ -150,9 +151,14 @@ class Dataset:
         missing = self.missing
         if missing is None:
             missing = np.isnan(data)
-        elif not isinstance(missing, np.ndarray) or missing.dtype != bool or missing.shape != data.shape:
+        elif (
+            not isinstance(missing, np.ndarray)
+            or missing.dtype != bool
+            or missing.shape != data.shape
+        ):
             raise TypeError(
-                f"Dataset missing must be a bool ndarray of shape {data.shape}; got {_describe(missing)}"
+                f"Dataset missing must be a bool ndarray of shape {data.shape}; got "
+                f"{_describe(missing)}"
             )
         object.__setattr__(self, "missing", missing)
 
@@ -306,7 +312,8 @@ def load_csv(path, *, columns=None, date_column="auto", fill="ffill", delimiter=
         ``2020-01-31 12:00``). ``"auto"`` picks the first column whose first value
         is not a number and is either such a date or headed ``date``, ``datetime``,
         ``time``, ``timestamp`` or ``ds`` (any case); if there is none, the data
-        has no dates. Every value in the date column must then parse. A name uses that column; None means no date column.
+        has no dates. A name uses that column; None means no date column. Every
+        value in the date column must parse.
     fill : {"ffill", None}, default "ffill"
         ``"ffill"`` replaces a missing value with the last value above it in its
         column, and back-fills leading missing values from the column's first
@@ -364,8 +371,14 @@ def load_csv(path, *, columns=None, date_column="auto", fill="ffill", delimiter=
 
     if hasattr(path, "read"):
         source = getattr(path, "name", None) or "<file>"
-        return _read_csv(path, os.fspath(source) if isinstance(source, os.PathLike) else str(source),
-                         columns, date_column, fill, delimiter)
+        return _read_csv(
+            path,
+            os.fspath(source) if isinstance(source, os.PathLike) else str(source),
+            columns,
+            date_column,
+            fill,
+            delimiter,
+        )
     try:
         filename = os.fspath(path)
     except TypeError:
@@ -427,7 +440,9 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter):
     seen = set()
     for name in names:
         if name in seen:
-            raise ValueError(f"{source}, line {header_line}: the header repeats column name {name!r}")
+            raise ValueError(
+                f"{source}, line {header_line}: the header repeats column name {name!r}"
+            )
         seen.add(name)
 
     def index_of(name, what):
@@ -447,7 +462,11 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter):
         for j, name in enumerate(names):
             # The column's first present value (almost always the first row's).
             value = next(
-                (cell for cell in (row[j].strip() for row in rows) if cell.lower() not in MISSING_TOKENS),
+                (
+                    cell
+                    for cell in (row[j].strip() for row in rows)
+                    if cell.lower() not in MISSING_TOKENS
+                ),
                 "",
             )
             if _is_number_or_missing(value):
@@ -606,7 +625,7 @@ def _forward_fill(data, missing, names, source):
         if gaps.all():
             raise ValueError(
                 f"{source}: column {names[k]!r} has no values to fill from "
-                f'(all {n} rows are missing); drop it or pass fill=None'
+                f"(all {n} rows are missing); drop it or pass fill=None"
             )
         # Index of the last present value at or above each row.
         last_present = np.maximum.accumulate(np.where(gaps, -1, rows))
@@ -684,7 +703,10 @@ def ar2(n, seed=None, *, coefficients=(0.7, 0.2), noise_sd=0.5, start=(20.0, 21.
     True
     """
     n = _check_length(n)
-    a1, a2 = (_check_real(f"coefficients[{i}]", c) for i, c in enumerate(_pair("coefficients", coefficients)))
+    a1, a2 = (
+        _check_real(f"coefficients[{i}]", c)
+        for i, c in enumerate(_pair("coefficients", coefficients))
+    )
     x0, x1 = (_check_real(f"start[{i}]", s) for i, s in enumerate(_pair("start", start)))
     noise_sd = _check_real("noise_sd", noise_sd, nonnegative=True)
     rng = np.random.default_rng(seed)
@@ -716,7 +738,8 @@ def sine_walk_seasonal(
 ):
     """Generate a sinusoid plus a random walk plus a seasonal sine.
 
-    ``x[t] = amplitude sin(2 pi t / period) + w[t] + seasonal_amplitude sin(2 pi t / seasonal_period)``
+    ``x[t] = amplitude sin(2 pi t / period) + w[t]``
+    ``+ seasonal_amplitude sin(2 pi t / seasonal_period)``
 
     with ``w[0] = 0`` and ``w[t] = w[t-1] + d[t]``, ``d[t]`` normal with standard
     deviation `walk_sd`. Read ``t`` as days: the defaults are a 25-day cycle of
