@@ -269,3 +269,9 @@ def test_dask_cluster_gives_the_serial_results(backend, dask_client):
     assert_same_results(on_cluster, serial)
     # The work ran on the cluster's worker processes, not in this one.
     assert sum(dask_client.run(lambda: 1).values()) == 2
+
+
+def test_fit_many_is_exported_from_elman():
+    assert getattr(elman, "fit_many", None) is fit_many, (
+        "add `from elman.parallel import fit_many` and \"fit_many\" in __all__ to "
+        "src/elman/__init__.py (the README calls elman.fit_many)")

@@ -16,6 +16,7 @@ from elman.rnn import RNN
 __all__ = [
     "BACKEND",
     "RNN",
+    "RNNRegressor",
     "__version__",
     "clip_gradients",
     "compiled_available",
@@ -31,4 +32,10 @@ def __getattr__(name):
         from elman._backend import active_name
 
         return active_name()
+    if name == "RNNRegressor":
+        # Imported on first use: with scikit-learn installed, importing it costs about
+        # a second, which `import elman` (and the command line) should not pay.
+        from elman.estimator import RNNRegressor
+
+        return RNNRegressor
     raise AttributeError(f"module 'elman' has no attribute {name!r}")

@@ -145,6 +145,19 @@ def train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, ord
                 losses):
     grad = np.empty_like(theta)
     done = 0
+    # A diverging run overflows on its way to NaN; the caller detects that from the
+    # non-finite loss or gradient and reports it, as the compiled loop does, so
+    # NumPy's overflow warnings would only be noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths,
+                            order, batch_size, optimizer, hyper, state, step_count,
+                            clip_value, clip_norm, losses, grad)
+
+
+def _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
+                 batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
+                 losses, grad):
+    done = 0
     for start in range(0, order.shape[0], batch_size):
         rows = order[start:start + batch_size]
         h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)

@@ -636,6 +636,14 @@ def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssiz
     return loss
 
 
+def _train_steps_malloc_elements(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                                 Py_ssize_t batch, Py_ssize_t T, Py_ssize_t P):
+    """Floating-point elements train_steps mallocs for one call (bench/bench_suite.py
+    adds them to what tracemalloc sees, which does not include C mallocs)."""
+    return P + batch * T * I + batch * T * O + L * batch * H + _loss_grad_work_size(
+        I, H, O, L, batch, T) + 1
+
+
 def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
                 const floating[:, :, ::1] Y, const Py_ssize_t[::1] lengths,
