@@ -87,7 +87,10 @@ def time_interleaved(cases, rounds, target_seconds):
     outside the repetitions) and one repetition does ``units`` of it, so the result
     is seconds per unit. Returns dict name -> seconds.
     """
-    reps = {name: calibrate(run, target_seconds) for name, (run, _) in cases.items()}
+    if target_seconds:
+        reps = {name: calibrate(run, target_seconds) for name, (run, _) in cases.items()}
+    else:  # smoke runs: one repetition per round, no warm-up
+        reps = {name: 1 for name in cases}
     samples = {name: [] for name in cases}
     for _ in range(rounds):
         for name, (run, units) in cases.items():

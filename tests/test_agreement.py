@@ -201,10 +201,15 @@ def test_cases_cover_both_dispatch_regimes(compiled_kernels):
     assert {c.dtype for c in CASES} == {"float32", "float64"}
 
 
-@pytest.mark.parametrize("batch, hidden", [(1, 300), (2, 8), (24, 64)])
-def test_model_dispatch_takes_the_route_it_says(batch, hidden, compiled_kernels,
+@pytest.mark.parametrize("batch, hidden, route", [
+    (1, 300, "fused"),   # batch 1 always stays on the fused loops
+    (2, 8, "fused"),
+    (24, 64, "gemm"),    # batch * hidden**2 above rnn.FUSED_MAX_BATCH_HIDDEN2
+])
+def test_model_dispatch_takes_the_route_it_says(batch, hidden, route, compiled_kernels,
                                                 monkeypatch):
-    """The model really calls the fused kernel or _gemm_path, as _use_fused_loops says."""
+    """The model really calls the fused kernel or _gemm_path, and these shapes reach
+    both (if the threshold is retuned, pick shapes on either side of it again)."""
     calls = []
     for name in ("forward", "loss_and_grad"):
         original_fused = getattr(compiled_kernels, name)
@@ -221,10 +226,8 @@ def test_model_dispatch_takes_the_route_it_says(batch, hidden, compiled_kernels,
     with elman.use_backend("cython"):
         model.forward(X)
         model.loss_and_grad(X, rng.normal(size=(batch, 3, 1)))
-    route = "fused" if rnn._use_fused_loops(compiled_kernels, batch, hidden) else "gemm"
+    assert rnn._use_fused_loops(compiled_kernels, batch, hidden) == (route == "fused")
     assert calls == [(route, "forward"), (route, "loss_and_grad")]
-    assert route == ("gemm" if batch * hidden ** 2 > rnn.FUSED_MAX_BATCH_HIDDEN2 and batch > 1
-                     else "fused")
 
 
 RECURRENCE_SHAPES = [

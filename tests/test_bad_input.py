@@ -16,6 +16,7 @@ _rng = np.random.default_rng(0)
 X_OK = _rng.normal(size=(B, T, I))
 Y_OK = _rng.normal(size=(B, T, O))
 H0_OK = _rng.normal(size=(L, B, H)) * 0.5
+_SAVED = {"X": X_OK.copy(), "Y": Y_OK.copy(), "h0": H0_OK.copy()}
 
 
 def m2m(dtype="float64"):
@@ -270,6 +271,8 @@ def test_bad_input_is_rejected_before_the_kernels(case_id, call, error, match, b
     # Exactly the promised type (ValueError subclasses like UnicodeError would not do).
     assert type(info.value) is error
     assert kernel_calls == [], "a kernel was reached before the input was rejected"
+    for name, value in (("X", X_OK), ("Y", Y_OK), ("h0", H0_OK)):
+        assert np.array_equal(value, _SAVED[name]), f"{name} was modified"
 
 
 def test_kernel_spy_sees_good_calls(backend, kernel_calls):
@@ -364,22 +367,23 @@ def test_float64_input_into_float32_model(backend):
     assert np.array_equal(out, model.forward(X_OK.astype(np.float32), H0_OK.astype(np.float32)))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("hidden", [4, 64])  # both compiled dispatch regimes (batch 24)
-def test_callers_arrays_are_never_mutated(hidden, backend):
+def test_callers_arrays_are_never_mutated(hidden, dtype, backend):
     rng = np.random.default_rng(3)
     batch = 24
-    model = elman.RNN(I, hidden, O, num_layers=L, seed=1)
-    # C-contiguous float64: the arrays elman could use without copying.
-    X = rng.normal(size=(batch, T, I))
-    Y = rng.normal(size=(batch, T, O))
+    model = elman.RNN(I, hidden, O, num_layers=L, seed=1, dtype=dtype)
+    # C-contiguous, in the model's dtype: the arrays elman could use without copying.
+    X = rng.normal(size=(batch, T, I)).astype(dtype)
+    Y = rng.normal(size=(batch, T, O)).astype(dtype)
     lengths = rng.integers(1, T + 1, size=batch).astype(np.intp)
     Y[np.arange(T)[None, :] >= lengths[:, None]] = np.nan
-    Y_m2o = rng.normal(size=(batch, O))
-    h0 = rng.normal(size=(L, batch, hidden)) * 0.5
-    future = rng.normal(size=(batch, 3, I))
+    Y_m2o = rng.normal(size=(batch, O)).astype(dtype)
+    h0 = (rng.normal(size=(L, batch, hidden)) * 0.5).astype(dtype)
+    future = rng.normal(size=(batch, 3, I)).astype(dtype)
     future[:, :, 0] = np.nan  # fed back, so ignored
     weights = model.get_weights()
-    grads_in = {k: rng.normal(size=v.shape) for k, v in weights.items()}
+    grads_in = {k: rng.normal(size=v.shape).astype(dtype) for k, v in weights.items()}
     inputs = dict(X=X, Y=Y, Y_m2o=Y_m2o, lengths=lengths, h0=h0, future=future,
                   **{f"weights[{k}]": v for k, v in weights.items()},
                   **{f"grads[{k}]": v for k, v in grads_in.items()})
@@ -392,7 +396,8 @@ def test_callers_arrays_are_never_mutated(hidden, backend):
     model.forecast(X, 4, h0=h0, feedback=[0, -1], future=future, return_state=True)
     model.set_weights(weights)
     optimizers.Adam(lr=0.1).step(model, grads_in)
-    many_to_one = elman.RNN(I, hidden, O, num_layers=L, return_sequences=False, seed=1)
+    many_to_one = elman.RNN(I, hidden, O, num_layers=L, return_sequences=False, seed=1,
+                            dtype=dtype)
     many_to_one.loss_and_grad(X, Y_m2o, h0, lengths=lengths)
 
     for name, value in inputs.items():

@@ -16,7 +16,13 @@ import elman
 from elman.parallel import FitManyResult, fit_many
 from elman.training import History
 
-joblib = pytest.importorskip("joblib")
+try:
+    import joblib
+except ImportError:  # the `distributed` extra is not installed: only n_jobs=1 runs
+    joblib = None
+
+needs_joblib = pytest.mark.skipif(joblib is None, reason="joblib is not installed "
+                                  "(pip install \"elman[distributed]\")")
 
 SETTINGS = dict(window=5, hidden_size=3, epochs=2, batch_size=8, seed=7)
 
@@ -59,6 +65,7 @@ def test_result_holds_models_and_histories_in_input_order(backend):
         assert history.epochs == 2 and np.isfinite(history.loss).all()
 
 
+@needs_joblib
 @pytest.mark.parametrize("joblib_backend", ["threading", "loky"])
 def test_two_workers_give_the_serial_results(backend, joblib_backend):
     series = make_series(4)
@@ -71,6 +78,7 @@ def test_two_workers_give_the_serial_results(backend, joblib_backend):
         assert_same_results(fit_many(series, n_jobs=2, **SETTINGS), serial)
 
 
+@needs_joblib
 def test_worker_processes_run_on_the_callers_backend(compiled_kernels):
     # A loky worker imports elman with its own ELMAN_BACKEND; fit_many passes the
     # caller's use_backend choice along, so the twin's results come back.
@@ -92,6 +100,7 @@ def test_worker_processes_run_on_the_callers_backend(compiled_kernels):
                                   serial["cython"].models[0].parameters)
 
 
+@needs_joblib
 def test_order_is_kept_when_tasks_finish_out_of_order(backend):
     # The first task is much longer, so under threads the others finish first.
     series = make_series(5, steps=40)
@@ -104,12 +113,16 @@ def test_order_is_kept_when_tasks_finish_out_of_order(backend):
     assert_same_results(result, serial)
 
 
-def test_a_failing_task_is_reported_and_the_others_kept(backend):
+def series_with_bad_ones():
     series = make_series(5)
     series[1] = series[1][:4]                   # shorter than window + horizon
     series[3] = series[3].copy()
     series[3][10] = np.nan                      # NaN data
-    alone = fit_many(series, n_jobs=1, **SETTINGS)
+    return series
+
+
+def test_a_failing_task_is_reported_and_the_others_kept(backend):
+    alone = fit_many(series_with_bad_ones(), n_jobs=1, **SETTINGS)
     assert sorted(alone.errors) == [1, 3]
     assert alone.errors[1].startswith("ValueError: ") and "window" in alone.errors[1]
     assert alone.errors[3].startswith("ValueError: ") and "NaN" in alone.errors[3]
@@ -121,9 +134,15 @@ def test_a_failing_task_is_reported_and_the_others_kept(backend):
     assert alone.histories[0].epochs == 2
     with pytest.raises(RuntimeError, match=r"2 of 5 fit_many tasks failed: task 1: "):
         alone.raise_errors()
-    for joblib_backend in ("threading", "loky"):
-        with joblib.parallel_backend(joblib_backend, n_jobs=2):
-            assert_same_results(fit_many(series, **SETTINGS), alone)
+
+
+@needs_joblib
+@pytest.mark.parametrize("joblib_backend", ["threading", "loky"])
+def test_failures_are_the_same_on_two_workers(backend, joblib_backend):
+    series = series_with_bad_ones()
+    serial = fit_many(series, n_jobs=1, **SETTINGS)
+    with joblib.parallel_backend(joblib_backend, n_jobs=2):
+        assert_same_results(fit_many(series, **SETTINGS), serial)
 
 
 def test_divergence_is_a_task_error(backend):
@@ -185,6 +204,7 @@ def test_series_with_targets_and_arrays_of_series(backend):
                         fit_many(list(stacked), n_jobs=1, **SETTINGS))
 
 
+@needs_joblib
 def test_warm_start_copies_the_model_and_the_optimizer(backend):
     template = elman.RNN(1, 3, 1, seed=0)
     start = template.parameters.copy()
@@ -259,6 +279,7 @@ def dask_client():
                 yield client
 
 
+@needs_joblib
 def test_dask_cluster_gives_the_serial_results(backend, dask_client):
     series = make_series(4)
     series[2] = series[2][:3]                   # a failure travels back as text

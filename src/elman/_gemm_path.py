@@ -22,6 +22,18 @@ def parameter_count(I, H, O, L):
     return (H * I + H * H + H) + (L - 1) * (2 * H * H + H) + O * H + O
 
 
+def weight_shapes(I, H, O, L):
+    """Name and shape of every weight, in the order of the flat vector."""
+    shapes = {}
+    for layer in range(L):
+        shapes[f"layers.{layer}.Wxh"] = (H, I if layer == 0 else H)
+        shapes[f"layers.{layer}.Whh"] = (H, H)
+        shapes[f"layers.{layer}.bh"] = (H,)
+    shapes["Why"] = (O, H)
+    shapes["by"] = (O,)
+    return shapes
+
+
 def parameter_views(theta, I, H, O, L):
     """Views into the flat vector: ([(Wxh, Whh, bh) per layer], Why, by)."""
     layers = []

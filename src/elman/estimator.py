@@ -40,15 +40,22 @@ import numbers
 import numpy as np
 
 from elman._validation import check_dtype, check_float, check_int
-from elman.preprocessing import NotFittedError
+from elman.preprocessing import NotFittedError as _ElmanNotFittedError
 
 try:  # scikit-learn is optional: with it, the estimator is a proper sklearn regressor.
     from sklearn.base import BaseEstimator as _SklearnBaseEstimator
     from sklearn.base import RegressorMixin as _SklearnRegressorMixin
+    from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 except ImportError:
-    _SklearnBaseEstimator = _SklearnRegressorMixin = None
+    _SklearnBaseEstimator = _SklearnRegressorMixin = _SklearnNotFittedError = None
 
 SKLEARN_AVAILABLE = _SklearnBaseEstimator is not None
+
+if SKLEARN_AVAILABLE:
+    class NotFittedError(_ElmanNotFittedError, _SklearnNotFittedError):
+        """Used before fit: elman's NotFittedError and scikit-learn's, both at once."""
+else:
+    NotFittedError = _ElmanNotFittedError
 
 __all__ = ["RNNRegressor", "SKLEARN_AVAILABLE"]
 
@@ -134,7 +141,9 @@ def _as_float(name, value):
         try:
             array = array.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must hold numbers; got dtype {array.dtype} ({exc})") \
+            # Keep NumPy's exception type: TypeError for objects float() does not take,
+            # ValueError for strings that are not numbers (as scikit-learn's check_array).
+            raise type(exc)(f"{name} must hold numbers; got dtype {array.dtype} ({exc})") \
                 from None
     return array.astype(np.float64, copy=False)
 

@@ -304,7 +304,8 @@ def _prepare_members(model, optimizer, extra, extra_arrays):
 
 def _little_endian(array):
     array = np.asarray(array)
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    # asarray, not ascontiguousarray, which would turn a 0-d array into shape (1,).
+    return np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")
 
 
 def _optimizer_entry(model, optimizer):
@@ -596,12 +597,11 @@ class _Reader:
             expected = self.expected_arrays(header)
             self.check_members(infos, expected)
             # Every .npy header is checked before any array is allocated.
-            offsets = {name: self.check_npy_header(infos[name + ".npy"], name, dtype, shape)
+            offsets = {name: self.check_npy_header(infos[name + ".npy"], dtype, shape)
                        for name, (dtype, shape) in expected.items()}
             if not read_arrays:
                 return header
-            arrays = {name: self.read_data(infos[name + ".npy"], name, dtype, shape,
-                                           offsets[name])
+            arrays = {name: self.read_data(infos[name + ".npy"], dtype, shape, offsets[name])
                       for name, (dtype, shape) in expected.items()}
         return self.build(header, arrays)
 
@@ -654,7 +654,7 @@ class _Reader:
         if missing:
             raise self.fail(f"missing member(s) {missing}; the header lists them")
 
-    def check_npy_header(self, info, name, dtype, shape):
+    def check_npy_header(self, info, dtype, shape):
         """Check one member's .npy header; return the byte offset of its data."""
         what = f"member {info.filename!r}"
         with self.archive.open(info) as raw:
@@ -698,7 +698,7 @@ class _Reader:
             raise self.fail(f"{what} has an invalid .npy header ({type(exc).__name__}: "
                             f"{exc})") from exc
 
-    def read_data(self, info, name, dtype, shape, offset):
+    def read_data(self, info, dtype, shape, offset):
         """The member's array; its size is already known to match the directory."""
         array = np.empty(shape, dtype=dtype)
         buffer = array.reshape(-1).view(np.uint8)
@@ -852,7 +852,7 @@ class _Reader:
         I, H, O, L = (config[k] for k in SIZE_KEYS)
         float_dtype = np.dtype(config["dtype"]).newbyteorder("<").str
         implied = {name: (float_dtype, shape)
-                   for name, shape in _weight_shapes(I, H, O, L).items()}
+                   for name, shape in _gemm_path.weight_shapes(I, H, O, L).items()}
         optimizer = header["optimizer"]
         if optimizer is not None and optimizer["has_state"]:
             implied[OPTIMIZER_STATE] = (float_dtype,
@@ -910,7 +910,7 @@ class _Reader:
             config["init_scale"])
         model.spectral_radius = None if config.get("spectral_radius") is None else float(
             config["spectral_radius"])
-        weights = {name: arrays[name] for name in _weight_shapes(
+        weights = {name: arrays[name] for name in _gemm_path.weight_shapes(
             *(config[k] for k in SIZE_KEYS))}
         try:
             model.set_weights(weights)
@@ -936,18 +936,6 @@ class _Reader:
         return LoadedModel(model=model, optimizer=optimizer, extra=header["extra"],
                            extra_arrays=extra_arrays, elman_version=header["elman_version"],
                            format_version=header["format_version"])
-
-
-def _weight_shapes(I, H, O, L):
-    """Names and shapes of an RNN's weights, as RNN.get_weights gives them."""
-    shapes = {}
-    for layer in range(L):
-        shapes[f"layers.{layer}.Wxh"] = (H, I if layer == 0 else H)
-        shapes[f"layers.{layer}.Whh"] = (H, H)
-        shapes[f"layers.{layer}.bh"] = (H,)
-    shapes["Why"] = (O, H)
-    shapes["by"] = (O,)
-    return shapes
 
 
 def _no_duplicate_keys(pairs):

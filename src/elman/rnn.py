@@ -25,13 +25,19 @@ from elman._validation import (
 INIT_SCHEMES = ("uniform", "normal", "orthogonal", "identity")
 
 # Where the compiled backend switches from its fused loops to BLAS products around
-# the compiled recurrence (_gemm_path). Measured with bench/bench_dispatch.py on the
-# 2-core machine this project is built on: the fused loops win while a step's
-# matrix work is small, because each separate NumPy call from Python costs about
-# 1-2 us; BLAS wins once batch * hidden**2 (the recurrent product per step) is large,
-# since its blocked GEMM beats row-wise axpy loops. The fused path always wins at
-# batch 1 (a matrix-vector product gains nothing from GEMM blocking).
-FUSED_MAX_BATCH_HIDDEN2 = 16 * 64 * 64
+# the compiled recurrences (_gemm_path). Measured with bench/bench_dispatch.py
+# (loss_and_grad, input 4, time 20, BLAS on one thread) on the 2-core AVX2 machine
+# this project is built on: the fused loops win while batch * hidden**2 is small,
+# because each separate NumPy call from Python costs 1-2 us and a small step is a
+# few microseconds in all (12x faster at batch 1, hidden 8; 1.8x at batch 1, hidden
+# 64; 1.2x at batch 16, hidden 32). From batch * hidden**2 of about 32768 on, BLAS's
+# blocked products for the projection, head and weight gradients win (float64:
+# 1.0x at batch 2 / hidden 128 and batch 8 / hidden 64, then 0.8-0.9x beyond; float32
+# alike). Batch 1 stays on the fused loops at every size: there the gemm path runs
+# the same per-sequence recurrence loop and was at most 13% faster (hidden 256,
+# float64; even in float32), while in fit the fused train_steps runs a whole chunk
+# of batch-1 steps in one compiled call instead of a Python loop per step.
+FUSED_MAX_BATCH_HIDDEN2 = 32768
 
 
 def _use_fused_loops(kernels, batch, hidden):
@@ -152,15 +158,8 @@ class RNN:
         return theta.astype(self.dtype)
 
     def _weight_shapes(self):
-        I, H, O = self.input_size, self.hidden_size, self.output_size
-        shapes = {}
-        for layer in range(self.num_layers):
-            shapes[f"layers.{layer}.Wxh"] = (H, I if layer == 0 else H)
-            shapes[f"layers.{layer}.Whh"] = (H, H)
-            shapes[f"layers.{layer}.bh"] = (H,)
-        shapes["Why"] = (O, H)
-        shapes["by"] = (O,)
-        return shapes
+        return _gemm_path.weight_shapes(self.input_size, self.hidden_size, self.output_size,
+                                        self.num_layers)
 
     def _views(self, flat):
         """Dict of views into a flat vector laid out like the parameters."""
@@ -563,14 +562,15 @@ class RNN:
             "spectral_radius": self.spectral_radius,
         }
 
-    def save(self, path, *, optimizer=None):
+    def save(self, path, *, optimizer=None, extra=None, extra_arrays=None):
         """Write the model (and an optimizer's state) to one ``.npz`` file, atomically.
 
-        See :func:`elman.load`.
+        Loading it back never runs code from the file. See
+        :func:`elman.model_file.save` for every argument and :func:`elman.load`.
         """
         from elman.model_file import save
 
-        save(self, path, optimizer=optimizer)
+        save(self, path, optimizer=optimizer, extra=extra, extra_arrays=extra_arrays)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -34,7 +34,7 @@ _ASSUMED_FLOPS = 2e9
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss or a gradient became NaN or infinite during ``fit``.
+    """The loss, a gradient or the updated weights became NaN or infinite in ``fit``.
 
     The model keeps the last finite weights (those before the failing step), and
     ``history`` holds what was recorded up to then.
@@ -296,12 +296,16 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise TypeError("validation_data must be a tuple (X_val, Y_val[, lengths_val])")
-        Xv, v_unbatched = model._check_X(validation_data[0])
-        if v_unbatched:
-            raise ValueError("validation_data's X must have shape (n, time, input_size)")
-        lv = model._check_lengths(validation_data[2] if len(validation_data) == 3 else None,
-                                  Xv.shape[0], Xv.shape[1], False)
-        Yv = model._check_Y(validation_data[1], Xv.shape[0], Xv.shape[1], False, lv)
+        try:
+            Xv, v_unbatched = model._check_X(validation_data[0])
+            if v_unbatched:
+                raise ValueError("X must have shape (n, time, input_size)")
+            lv = model._check_lengths(validation_data[2] if len(validation_data) == 3
+                                      else None, Xv.shape[0], Xv.shape[1], False)
+            Yv = model._check_Y(validation_data[1], Xv.shape[0], Xv.shape[1], False, lv)
+        except (ValueError, TypeError) as exc:
+            # The checks name X, Y or lengths: say they are the validation ones.
+            raise type(exc)(f"validation_data: {exc}") from None
         if Xv.shape[0] == 0:
             raise ValueError("validation_data holds no sequences")
         validation = (Xv, Yv, lv)
@@ -362,6 +366,7 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
     chunk_batches = max(1, int(_CHUNK_SECONDS * _ASSUMED_FLOPS
                                // (flops_per_sequence * effective_batch)))
 
+    commit = _Commit(model, optimizer, history)
     try:
         for epoch in range(first_epoch, epochs):
             started = time.perf_counter()
@@ -371,11 +376,11 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
                 epoch_loss, chunk_batches = _run_epoch(
                     model, optimizer, run_steps, X, Y, lengths, order, effective_batch,
                     hyper, clip_value, clip_norm, chunk_batches, history, progress, epoch,
-                    validation)
+                    validation, commit)
             else:
                 epoch_loss = _run_epoch_truncated(
                     model, optimizer, X, Y, lengths, order, effective_batch, tbptt,
-                    clip_value, clip_norm, history, progress, epoch)
+                    clip_value, clip_norm, history, progress, epoch, commit)
             val_loss = None
             if validation is not None:
                 val_loss = _mean_squared_error(model, *validation)
@@ -406,6 +411,7 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
             if stop:
                 break
     except KeyboardInterrupt:
+        commit.finish()
         history.interrupted = True
         progress.message("\ninterrupted: the model keeps the weights of the last completed "
                          "step")
@@ -425,7 +431,10 @@ def _save_checkpoint(path, model, optimizer, rng, history, best, epochs_done):
     extra = {_CHECKPOINT_KEY: {
         "epochs_done": epochs_done,
         "rng_state": rng.bit_generator.state,
-        "history": history.as_dict(),
+        # JSON holds finite numbers only; a validation loss can overflow to inf.
+        "history": {name: ([v if v is None or math.isfinite(v) else None for v in value]
+                           if isinstance(value, list) else value)
+                    for name, value in history.as_dict().items()},
         "best_loss": None if math.isinf(best["loss"]) else best["loss"],
         "best_epoch": best["epoch"],
         "waited": best["waited"],
@@ -470,42 +479,82 @@ def _restore_checkpoint(path, model, optimizer, rng, history, best):
     return int(saved["epochs_done"])
 
 
-def _commit(model, optimizer, theta, state, step_count):
-    """Make the work of completed steps the model's and the optimizer's."""
-    model._theta = theta
-    optimizer.state = state
-    optimizer.step_count[0] = step_count[0]
+class _Commit:
+    """Makes the work of completed steps the model's, the optimizer's and the history's.
+
+    Ctrl-C can land between any two bytecodes, so also between the assignments of a
+    commit. Each commit is therefore first recorded in one store, and ``finish``
+    (called when an interrupt ends training) completes the last one recorded: the
+    weights, the optimizer's moments and step count and ``history.steps`` always
+    describe the same completed step.
+    """
+
+    def __init__(self, model, optimizer, history):
+        self.model, self.optimizer, self.history = model, optimizer, history
+        self.pending = None
+
+    def __call__(self, theta, state, step_count, done):
+        self.pending = (theta, state, int(step_count[0]), self.history.steps + done)
+        self.finish()
+
+    def finish(self):
+        """Complete the recorded commit, if one is under way (idempotent)."""
+        if self.pending is not None:
+            theta, state, count, steps = self.pending
+            self.model._theta = theta
+            self.optimizer.state = state
+            self.optimizer.step_count[0] = count
+            self.history.steps = steps
+            self.pending = None
 
 
 def _diverged(history, epoch, batch):
     return TrainingDivergedError(
-        f"training diverged at epoch {epoch + 1}, batch {batch + 1}: the loss or a gradient "
-        f"is NaN or infinite. The model keeps the last finite weights. Lower the learning "
-        f"rate, or clip the gradients (clip_value=5.0 or clip_norm=1.0).",
+        f"training diverged at epoch {epoch + 1}, batch {batch + 1}: the loss, a gradient "
+        f"or the updated weights are NaN or infinite. The model keeps the last finite "
+        f"weights. Lower the learning rate, or clip the gradients (clip_value=5.0 or "
+        f"clip_norm=1.0).",
         history,
     )
 
 
 def _run_epoch(model, optimizer, run_steps, X, Y, lengths, order, batch_size, hyper,
-               clip_value, clip_norm, chunk_batches, history, progress, epoch, validation):
+               clip_value, clip_norm, chunk_batches, history, progress, epoch, validation,
+               commit):
     I, H, O, L = model.input_size, model.hidden_size, model.output_size, model.num_layers
     n = order.shape[0]
     n_batches = -(-n // batch_size)
     losses = np.empty(n_batches, dtype=np.float64)
-    batch = 0
-    while batch < n_batches:
-        count = min(chunk_batches, n_batches - batch)
-        rows = order[batch * batch_size:(batch + count) * batch_size]
+
+    def run(first, count):
+        """``count`` batches from batch ``first``, on copies of the committed state."""
         theta = model._theta.copy()
         state = optimizer.state.copy()
         step_count = optimizer.step_count.copy()
-        started = time.perf_counter()
+        rows = order[first * batch_size:(first + count) * batch_size]
         done = run_steps(theta, I, H, O, L, model.return_sequences, X, Y, lengths, rows,
                          batch_size, optimizer.code, hyper, state, step_count, clip_value,
-                         clip_norm, losses[batch:batch + count])
+                         clip_norm, losses[first:first + count])
+        return theta, state, step_count, done
+
+    batch = 0
+    while batch < n_batches:
+        count = min(chunk_batches, n_batches - batch)
+        started = time.perf_counter()
+        theta, state, step_count, done = run(batch, count)
         elapsed = time.perf_counter() - started
-        _commit(model, optimizer, theta, state, step_count)
-        history.steps += done
+        if not np.isfinite(theta).all():
+            # Finite losses and gradients, but an update overflowed (a learning rate
+            # near the float range): redo the chunk one step at a time from the
+            # committed weights and stop at the last finite ones.
+            done = 0
+            while True:
+                theta, state, step_count, one = run(batch + done, 1)
+                if one == 0 or not np.isfinite(theta).all():
+                    raise _diverged(history, epoch, batch + done)
+                commit(theta, state, step_count, 1)
+                done += 1
+        commit(theta, state, step_count, done)
         if done < count:
             raise _diverged(history, epoch, batch + done)
         batch += count
@@ -529,7 +578,7 @@ def _weighted_mean(batch_losses, n, batch_size):
 
 
 def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, clip_value,
-                         clip_norm, history, progress, epoch):
+                         clip_norm, history, progress, epoch, commit):
     """Truncated BPTT: per batch, chunks of k steps, state carried, gradient cut."""
     L, H = model.num_layers, model.hidden_size
     n, steps, _ = X.shape
@@ -561,8 +610,9 @@ def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, 
             clip_flat(grad, clip_value, clip_norm)
             apply_update(optimizer.code, theta, grad, optimizer.hyperparameters(), state,
                          step_count)
-            _commit(model, optimizer, theta, state, step_count)
-            history.steps += 1
+            if not np.isfinite(theta).all():  # the update overflowed
+                raise _diverged(history, epoch, batch)
+            commit(theta, state, step_count, 1)
             state_h[:, active] = h_next
             n_valid = float(chunk_len.sum())
             total += loss * n_valid
