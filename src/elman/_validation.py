@@ -55,7 +55,9 @@ def check_float(name, value, minimum=None, allow_none=False, strict=False):
 def as_numeric_array(name, value):
     """np.asarray(value), insisting on real numbers (bool, int, unsigned or float)."""
     if isinstance(value, np.ndarray):
-        array = value
+        # A plain view of subclasses: np.matrix keeps no 2-D shape, and a masked
+        # array's NaN (masked or not) is reported as NaN, not hidden by the mask.
+        array = np.asarray(value)
     else:
         try:
             array = np.asarray(value)

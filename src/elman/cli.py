@@ -118,8 +118,7 @@ def build_parser():
         description=(
             "Train an RNN on windows of a CSV file and report its test error beside "
             "persistence and a linear regression. Without CSV: the bundled weather data "
-            "(predict tomorrow's tmax from the last 7 days of tmax, tmin and rain)."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            "(predict tomorrow's tmax from the last 7 days of tmax, tmin and rain)."))
     fit.add_argument("csv", nargs="?", default=None,
                      help="CSV file with a header row; a date column is detected "
                           "(default: the bundled weather data)")
@@ -130,28 +129,29 @@ def build_parser():
                      help="input columns (default: every numeric column, the target "
                           "included; bundled data: " + ",".join(WEATHER_FEATURES) + ")")
     fit.add_argument("--window", type=_int_at_least(1), default=DEFAULT_WINDOW,
-                     help="rows per input window (time steps)")
+                     help="rows per input window (time steps; default %(default)s)")
     fit.add_argument("--horizon", type=_int_at_least(0), default=None,
                      help="the window ending on row r predicts the target on row "
                           "r + horizon (default: 1 if the target is an input, else 0)")
     fit.add_argument("--hidden", type=_int_at_least(1), default=DEFAULT_HIDDEN,
-                     help="hidden units per layer")
+                     help="hidden units per layer (default %(default)s)")
     fit.add_argument("--layers", type=_int_at_least(1), default=DEFAULT_LAYERS,
-                     help="stacked recurrent layers")
+                     help="stacked recurrent layers (default %(default)s)")
     fit.add_argument("--many-to-one", action="store_true",
                      help="train on the last step's target only (default: a target "
                           "after every step)")
     fit.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS,
-                     help="most passes over the training windows")
+                     help="most passes over the training windows (default %(default)s)")
     fit.add_argument("--batch-size", type=_int_at_least(1), default=DEFAULT_BATCH_SIZE,
-                     help="windows per update")
+                     help="windows per update (default %(default)s)")
     fit.add_argument("--lr", type=_positive_float, default=DEFAULT_LR,
-                     help="Adam's learning rate")
+                     help="Adam's learning rate (default %(default)s)")
     fit.add_argument("--patience", type=_int_at_least(0), default=DEFAULT_PATIENCE,
                      help="stop after this many epochs without a better validation "
-                          "loss, keeping the best epoch (0: no early stopping)")
+                          "loss, keeping the best epoch (default %(default)s; 0: no "
+                          "early stopping)")
     fit.add_argument("--seed", type=_int_at_least(0), default=DEFAULT_SEED,
-                     help="seed of the initial weights and the shuffling")
+                     help="seed of the initial weights and the shuffling (default %(default)s)")
     fit.add_argument("--out", default=None, metavar="MODEL.npz",
                      help="save the model, with what `elman predict` needs, to this file")
     fit.add_argument("--plot", default=None, metavar="OUT.png",
@@ -296,7 +296,10 @@ class _Windows:
         if n_windows < 1:
             raise CLIError(f"{table.source} has {n} rows; a window of {window} rows and "
                            f"horizon {horizon} need at least {window + horizon}")
-        train_rows, val_rows, test_rows = train_val_test_split(np.arange(n), fractions=SPLIT)
+        try:
+            train_rows, val_rows, _ = train_val_test_split(np.arange(n), fractions=SPLIT)
+        except ValueError as exc:  # too few rows for three non-empty parts
+            raise CLIError(f"{table.source}: {exc}") from None
         self.train_end = len(train_rows)
         self.val_end = self.train_end + len(val_rows)
         last = np.arange(n_windows) + window - 1         # each window's last input row

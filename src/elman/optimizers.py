@@ -20,6 +20,8 @@ from numbers import Real
 
 import numpy as np
 
+from elman._validation import as_numeric_array
+
 SGD_CODE = 0
 ADAM_CODE = 1
 
@@ -45,6 +47,16 @@ def _check_unit_interval(name, value):
     if value >= 1.0:
         raise ValueError(f"{name} must be in [0, 1); got {value!r}")
     return value
+
+
+def _check_updatable(name, value):
+    """An array an optimizer step or a clip may write to: float ndarray, writeable."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        kind = f"an array of dtype {value.dtype}" if isinstance(value, np.ndarray) else \
+            type(value).__name__
+        raise TypeError(f"{name} must be a float ndarray (it is updated in place); got {kind}")
+    if not value.flags.writeable:
+        raise ValueError(f"{name} is read-only; it is updated in place")
 
 
 class Optimizer:
@@ -105,33 +117,42 @@ class Optimizer:
             params._apply_update(self, grads)
             return
         if isinstance(params, dict):
+            if not params:
+                raise ValueError("params is an empty dict; there is nothing to update")
+            for key, value in params.items():
+                _check_updatable(f"params[{key!r}]", value)
             if not isinstance(grads, dict) or set(grads) != set(params):
                 raise ValueError("grads must be a dict with the same keys as params")
             keys = sorted(params)
+            flat_grads = []
             for key in keys:
-                if np.shape(grads[key]) != np.shape(params[key]):
+                grad = as_numeric_array(f"grads[{key!r}]", grads[key])
+                if grad.shape != params[key].shape:
                     raise ValueError(
-                        f"grads[{key!r}] has shape {np.shape(grads[key])}, expected "
-                        f"{np.shape(params[key])}"
+                        f"grads[{key!r}] has shape {grad.shape}, expected {params[key].shape}"
                     )
-            flat = np.concatenate([np.ravel(params[k]) for k in keys])
-            flat_grad = np.concatenate([np.ravel(grads[k]) for k in keys]).astype(flat.dtype)
+                flat_grads.append(grad.ravel())
+            flat = np.concatenate([params[k].ravel() for k in keys])
+            with np.errstate(over="ignore"):
+                flat_grad = np.concatenate(flat_grads).astype(flat.dtype)
             self._step_flat(flat, flat_grad)
             offset = 0
             for key in keys:
-                size = np.size(params[key])
-                params[key][...] = flat[offset:offset + size].reshape(np.shape(params[key]))
+                size = params[key].size
+                params[key][...] = flat[offset:offset + size].reshape(params[key].shape)
                 offset += size
             return
-        params_array = params
-        if not isinstance(params_array, np.ndarray) or params_array.ndim != 1:
+        if not isinstance(params, np.ndarray) or params.ndim != 1:
             raise TypeError("params must be an elman.RNN, a dict of arrays or a 1-D array")
-        grad_array = np.asarray(grads, dtype=params_array.dtype)
-        if grad_array.shape != params_array.shape:
+        _check_updatable("params", params)
+        grad_array = as_numeric_array("grads", grads)
+        if grad_array.shape != params.shape:
             raise ValueError(
-                f"grads has shape {grad_array.shape}, expected {params_array.shape}"
+                f"grads has shape {grad_array.shape}, expected {params.shape}"
             )
-        self._step_flat(params_array, grad_array)
+        with np.errstate(over="ignore"):
+            grad_array = grad_array.astype(params.dtype)
+        self._step_flat(params, grad_array)
 
     def _step_flat(self, theta, grad):
         self.prepare(theta.shape[0], theta.dtype)
@@ -311,15 +332,18 @@ def clip_gradients(grads, value=None, norm=None):
     if isinstance(grads, np.ndarray):
         if grads.ndim != 1 or grads.dtype.kind != "f":
             raise TypeError("grads must be a dict of float arrays or one flat float array")
+        _check_updatable("grads", grads)
         return clip_flat(grads, clip_value, clip_norm)
     if not isinstance(grads, dict):
         raise TypeError(f"grads must be a dict or an ndarray; got {type(grads).__name__}")
+    for key, array in grads.items():
+        _check_updatable(f"grads[{key!r}]", array)
     keys = sorted(grads)
-    flat = np.concatenate([np.ravel(grads[k]) for k in keys]).astype(np.float64)
+    flat = np.concatenate([grads[k].ravel() for k in keys] + [np.zeros(0)]).astype(np.float64)
     total = clip_flat(flat, clip_value, clip_norm)
     offset = 0
     for key in keys:
-        size = np.size(grads[key])
-        grads[key][...] = flat[offset:offset + size].reshape(np.shape(grads[key]))
+        size = grads[key].size
+        grads[key][...] = flat[offset:offset + size].reshape(grads[key].shape)
         offset += size
     return total

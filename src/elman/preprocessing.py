@@ -439,17 +439,27 @@ class StandardScaler:
         if np.isinf(samples).any():
             raise ValueError("X contains infinite values; StandardScaler cannot fit them")
         nan = np.isnan(samples)
-        if nan.any():
-            empty = nan.all(axis=0)
-            if empty.any():
-                raise ValueError(
-                    f"X has no values (all NaN) in feature {int(np.argmax(empty))}; cannot fit it"
-                )
-            mean = np.nanmean(samples, axis=0)
-            std = np.nanstd(samples, axis=0)
-        else:
-            mean = samples.mean(axis=0)
-            std = samples.std(axis=0)
+        # Values near the float64 limit (1e300) overflow the sum or the variance;
+        # that is reported below rather than warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if nan.any():
+                empty = nan.all(axis=0)
+                if empty.any():
+                    raise ValueError(
+                        f"X has no values (all NaN) in feature {int(np.argmax(empty))}; "
+                        "cannot fit it"
+                    )
+                mean = np.nanmean(samples, axis=0)
+                std = np.nanstd(samples, axis=0)
+            else:
+                mean = samples.mean(axis=0)
+                std = samples.std(axis=0)
+        overflowed = ~(np.isfinite(mean) & np.isfinite(std))
+        if overflowed.any():
+            raise ValueError(
+                f"X has values too large to standardise in feature {int(np.argmax(overflowed))}:"
+                " their mean or variance overflows float64"
+            )
         # A constant feature's std is 0 up to rounding: treat it as exactly constant.
         constant = std <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
         self.mean_ = mean

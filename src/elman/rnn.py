@@ -530,7 +530,13 @@ class RNN:
                     f"({I}): feedback[o] is the input column output o feeds, or -1"
                 )
             return np.arange(O, dtype=np.intp)
-        values = [-1 if c is None else c for c in feedback]
+        try:
+            values = [-1 if c is None else c for c in feedback]
+        except TypeError:
+            raise TypeError(
+                f"feedback must be a sequence of {O} input columns (int, or -1 / None for "
+                f"an output that is not fed back); got {type(feedback).__name__} {feedback!r}"
+            ) from None
         if len(values) != O:
             raise ValueError(f"feedback must have one entry per output ({O}); got {len(values)}")
         checked = [check_int(f"feedback[{o}]", c, -1, I - 1) for o, c in enumerate(values)]
@@ -610,8 +616,6 @@ class RNN:
         """
         from elman.interop import from_torch_state_dict
 
-        if cls is not RNN:
-            raise TypeError("from_torch_state_dict builds an elman.RNN; call it on RNN")
         return from_torch_state_dict(state_dict, rnn_prefix=rnn_prefix,
                                      head_prefix=head_prefix,
                                      return_sequences=return_sequences, dtype=dtype)
