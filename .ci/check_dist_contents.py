@@ -9,8 +9,8 @@ bench/ and the bundled data set; no generated C, no built objects. It must also
 hold every file the source tree has under src/, tests/ and bench/ (taken from git,
 tracked or untracked-but-not-ignored), because the wheels are built from it.
 
-wheel: the compiled module, the whole Python package and the data set; no .pyx,
-no C, no tests.
+wheel: the compiled module (and, on x86-64, its AVX2 variant when the sources
+have one), the whole Python package and the data set; no .pyx, no C, no tests.
 
 Standard library only, so that it runs anywhere (the workflow's sdist job too).
 Exits 1 with one line per problem.
@@ -129,6 +129,13 @@ def check_wheel(path, sdist_files, version, problems):
     baseline = [f for f in compiled if re.fullmatch(r"elman/_kernels\.[^/]*(so|pyd)", f)]
     if not baseline:
         problems.append("wheel: missing the compiled module elman/_kernels.*.so|.pyd")
+    # setup.py builds the AVX2 variant for x86-64 targets; with
+    # ELMAN_REQUIRE_EXTENSION=1 (every wheel build) it may not silently go missing.
+    tag = os.path.basename(path)[:-len(".whl")].split("-")[-1]
+    if ("src/elman/_kernels_avx2.pyx" in sdist_files
+            and any(arch in tag for arch in ("x86_64", "amd64"))
+            and not any(re.fullmatch(r"elman/_kernels_avx2\.[^/]*(so|pyd)", f) for f in files)):
+        problems.append("wheel: x86-64 wheel without the AVX2 variant elman/_kernels_avx2.*")
     if not any(fnmatch.fnmatch(f, "elman/datasets/*.csv.gz") for f in files):
         problems.append("wheel: missing the data set elman/datasets/*.csv.gz")
     for f in ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE"):

@@ -10,8 +10,18 @@ if ! command -v valgrind >/dev/null; then
     apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
 fi
 log=$(mktemp)
-PYTHONMALLOC=malloc ELMAN_BACKEND=cython valgrind --log-file="$log" --num-callers=40 \
-    "$python" "$here/memcheck_kernels.py"
+# Every compiled build this CPU runs: the portable one, and the AVX2 one if present.
+for isa in baseline avx2; do
+    if [ "$isa" = avx2 ] && ! ELMAN_ISA=avx2 "$python" -c "import elman._backend as b; b.get_kernels('cython')" 2>/dev/null; then
+        echo "memcheck: no AVX2 build usable here, skipped"
+        continue
+    fi
+    echo "memcheck: ELMAN_ISA=$isa"
+    PYTHONMALLOC=malloc ELMAN_BACKEND=cython ELMAN_ISA=$isa valgrind --log-file="$log.$isa" \
+        --num-callers=40 "$python" "$here/memcheck_kernels.py"
+    cat "$log.$isa" >> "$log"
+    rm -f "$log.$isa"
+done
 total=$(grep -cE "Invalid (read|write)|uninitialised|Mismatched free|Invalid free" "$log" || true)
 ours=$(awk '/^==[0-9]+== [A-Z]/{block=$0; next} /^==[0-9]+== +(at|by) /{block=block"\n"$0; next}
             /^==[0-9]+== *$/{if (block ~ /_kernels/ && block ~ /Invalid|uninitialised|free/) n++; block=""}

@@ -19,15 +19,16 @@ from elman import _backend
 COMPILED = elman.compiled_available()
 needs_compiled = pytest.mark.skipif(not COMPILED, reason="compiled module not built here")
 
-# Makes `elman._kernels` unimportable, as on an install made without a compiler.
+# Makes every compiled build (`elman._kernels`, `elman._kernels_avx2`) unimportable,
+# as on an install made without a compiler.
 BLOCK_COMPILED = textwrap.dedent("""
     import sys
 
     class _BlockCompiled:
         def find_spec(self, name, path=None, target=None):
-            if name == "elman._kernels":
+            if name in ("elman._kernels", "elman._kernels_avx2"):
                 raise ModuleNotFoundError(
-                    "No module named 'elman._kernels' (blocked by the test)", name=name)
+                    f"No module named {name!r} (blocked by the test)", name=name)
             return None
 
     sys.meta_path.insert(0, _BlockCompiled())
@@ -152,7 +153,8 @@ def test_use_backend_switches_nests_and_restores():
         if COMPILED:
             with elman.use_backend("cython"):
                 assert elman.BACKEND == "cython"
-                assert _backend.get_kernels().__name__ == "elman._kernels"
+                assert _backend.get_kernels().__name__ in ("elman._kernels",
+                                                           "elman._kernels_avx2")
             assert elman.BACKEND == "numpy"
     assert elman.BACKEND == default
     with pytest.raises(RuntimeError):

@@ -19,12 +19,7 @@ import pytest
 import elman
 from elman.estimator import RNNRegressor
 
-try:
-    import sklearn  # noqa: F401
-
-    HAVE_SKLEARN = True
-except ImportError:
-    HAVE_SKLEARN = False
+HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
 
 needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
 FAST = {"hidden_size": 4, "epochs": 3, "batch_size": 16}

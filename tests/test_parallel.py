@@ -240,11 +240,28 @@ def test_mistakes_in_the_call_raise_at_once():
         fit_many(series, ["hidden_size"], window=5, n_jobs=1)
     with pytest.raises(ValueError, match="n_jobs"):
         fit_many(series, window=5, n_jobs=0)
+    with pytest.raises(TypeError, match=r"one \(X, Y\) pair; pass a list"):
+        fit_many((np.zeros((4, 3, 1)), np.zeros((4, 1))), n_jobs=1)
     with pytest.raises(TypeError, match="data must be a sequence"):
         fit_many(5, window=5, n_jobs=1)
     with pytest.raises(TypeError, match="model must be an elman.RNN"):
         fit_many(series, model="rnn", n_jobs=1)
     assert len(fit_many([], window=5)) == 0
+
+
+def test_checkpoint_paths_take_the_task_index(tmp_path):
+    series = make_series(3)
+    path = str(tmp_path / "task-{index}.npz")
+    first = fit_many(series, n_jobs=1, checkpoint=path, **SETTINGS)
+    assert first.ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"task-{i}.npz" for i in range(3)]
+    # Resuming from finished checkpoints trains nothing more: the same models.
+    again = fit_many(series, n_jobs=1, checkpoint=path, resume=True, **SETTINGS)
+    for a, b in zip(again.models, first.models):
+        np.testing.assert_array_equal(a.parameters, b.parameters)
+    with pytest.raises(ValueError, match=r"tasks 0 and 1 would write the same checkpoint"):
+        fit_many(series, n_jobs=1, checkpoint=tmp_path / "one.npz", **SETTINGS)
+    assert fit_many(series[:1], n_jobs=1, checkpoint=tmp_path / "one.npz", **SETTINGS).ok
 
 
 def test_tasks_without_window_must_be_pairs():

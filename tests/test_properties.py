@@ -115,6 +115,8 @@ class Arg:
     arguments; ``bad`` says how it was corrupted (None: valid).
     """
 
+    magnitude = "normal"
+
     def __init__(self, name, value, canonical=None, bad=None, info=""):
         self.name = name
         self.value = value
@@ -300,7 +302,9 @@ def real_arg(draw, name, shape, model_dtype, *, magnitudes=MAGNITUDES, canonical
     canonical_dtype = model_dtype if canonical_dtype is None else canonical_dtype
     with np.errstate(all="ignore"):
         canonical = np.asarray(as_array.astype(canonical_dtype), order="C")
-    return Arg(name, value, canonical, None, f"{dtype.name} {layout} {magnitude} {shape}")
+    arg = Arg(name, value, canonical, None, f"{dtype.name} {layout} {magnitude} {shape}")
+    arg.magnitude = magnitude
+    return arg
 
 
 CORRUPTIONS = ["complex", "object", "str", "datetime", "ragged", "ndim", "axis", "nonfinite",
@@ -524,9 +528,16 @@ def call_outcome(call):
     """('ok', result) or ('error', exception), for one backend."""
     spy = KernelSpy()
     with spy.watching(), hang_guard(), warnings.catch_warnings():
-        # A warning on the way (ComplexWarning, overflow) would mean a silent cast.
+        # A warning on the way (ComplexWarning, a cast that overflows) would mean a
+        # silent conversion of the caller's data. Overflow inside the arithmetic of
+        # valid extreme inputs (a 1e300 target times a 1e300 state) is not about the
+        # input: NumPy reports it where compiled code cannot, so it is let through.
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message="(overflow|invalid value) encountered in "
+                                        "(matmul|multiply|add|subtract|square|dot|"
+                                        "reduce|tanh)")
         try:
             return "ok", call(), spy.calls
         except Exception as exc:  # classified by the caller
@@ -562,8 +573,13 @@ def check_accepted(outcomes, args):
                 f"{type(result).__name__}: {result}") from result
 
 
-def assert_agree(actual, expected, dtype, assert_close, what, rtol=None):
-    """Same shape and dtype, NaN/inf at the same places, finite values close."""
+def assert_agree(actual, expected, dtype, assert_close, what, rtol=None, scale=0.0):
+    """Same shape and dtype, NaN/inf at the same places, finite values close.
+
+    Close means ``max|actual - expected| <= rtol * max(1, max|expected|, scale)``:
+    ``scale`` is for sums whose terms are far larger than the result (see
+    ``gradient_term_scale``).
+    """
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
@@ -572,7 +588,45 @@ def assert_agree(actual, expected, dtype, assert_close, what, rtol=None):
     assert np.array_equal(finite_a, finite_e), f"{what}: non-finite values at other places"
     assert np.array_equal(actual[~finite_a], expected[~finite_e], equal_nan=True), (
         f"{what}: different non-finite values")
+    if not np.isfinite(scale):
+        return  # terms overflow: no digit of a finite result is determined
+    a, e = actual[finite_a].astype(np.float64), expected[finite_e].astype(np.float64)
+    if scale > max(1.0, float(np.max(np.abs(e), initial=0.0))):
+        rtol = RTOL[np.dtype(dtype)] if rtol is None else rtol
+        error = float(np.max(np.abs(a - e), initial=0.0))
+        assert error <= rtol * scale, (
+            f"{what}: max |difference| {error:.3g} > {rtol:g} * term scale {scale:.3g}")
+        return
     assert_close(actual[finite_a], expected[finite_e], dtype, rtol=rtol, what=what)
+
+
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}  # as conftest's
+EXTREME = ("large", "huge", "mixed")
+
+
+def gradient_term_scale(model, X, Y, h0, lengths):
+    """How large the terms of the gradient sums can be, for extreme inputs.
+
+    Each gradient entry is a sum over sequences and steps of products such as
+    dL/da * x. With inputs of 1e6 or 1e300 those terms are huge while the sum may
+    cancel to something small, and tanh near saturation (1 - h**2 at h = 1 - 1e-16)
+    makes dL/da differ by an ulp of 1 between the backends' tanh. The backends'
+    results then differ by eps times the terms, not eps times the result:
+    max|dL/dy| * max|layer input| * (valid steps), with max|dL/dy| bounded by
+    2 * (max|Y| + max|y_hat|) / count and |y_hat| <= sum_j |Why[o, j]| + |by[o]|.
+    """
+    weights = model.get_weights()
+    y_hat = float(np.max(np.abs(weights["Why"]).sum(axis=1) + np.abs(weights["by"])))
+    Y = np.asarray(Y, dtype=np.float64)
+    if model.return_sequences:
+        valid = np.arange(Y.shape[1])[None, :] < lengths[:, None]
+        Y = Y[valid]
+    count = max(1, Y.size)
+    with np.errstate(over="ignore"):
+        d_y = 2.0 * (float(np.max(np.abs(Y), initial=0.0)) + y_hat) / count
+        inputs = max(1.0, float(np.max(np.abs(X), initial=0.0)),
+                     float(np.max(np.abs(h0), initial=0.0)))
+        return d_y * inputs * float(lengths.sum()) * model.output_size
 
 
 def same_bits(a, b):
@@ -709,8 +763,15 @@ def test_loss_and_grad(data, assert_close):
     if len(results) == 2:
         (lc, gc), (ln, gn) = results["cython"], results["numpy"]
         assert_agree(np.float64(lc), np.float64(ln), dtype, assert_close, "loss")
+        scale = 0.0
+        if {X.magnitude, Y.magnitude, h0.magnitude} & set(EXTREME):
+            event("loss_and_grad: compared at the gradient terms' scale")
+            b = 1 if unbatched else batch
+            scale = gradient_term_scale(
+                model, X.canonical, np.reshape(Y.canonical, (b, -1, config["output_size"])),
+                h0.canonical, lengths.canonical)
         for name in shapes:
-            assert_agree(gc[name], gn[name], dtype, assert_close, f"grad {name}")
+            assert_agree(gc[name], gn[name], dtype, assert_close, f"grad {name}", scale=scale)
 
 
 # =============================================================================
@@ -967,14 +1028,16 @@ def test_fit(data, assert_close):
     if X.bad is None and batch == 0:
         X.bad = "empty-batch"
     if X.bad is None:
-        # Training on 1e300 inputs is not meaningful; keep fit's data moderate.
+        # Inputs of 1e6 or more saturate tanh, where the gradient is ill-conditioned
+        # (see gradient_term_scale) and Adam's normalisation turns last-bit
+        # differences into steps of size lr: extremes in fit are test_extremes'.
         X = real_arg(draw, "X", (batch, steps, config["input_size"]), config["dtype"],
-                     magnitudes=["normal", "int", "large", "tiny", "subnormal", "zeros"])
+                     magnitudes=["normal", "int", "tiny", "subnormal", "zeros"])
     lengths = draw_lengths(draw, batch, steps, False)
     Y = draw_Y(draw, config, batch, steps, False, lengths)
     if Y.bad is None and Y.canonical is not None:
         finite = np.isfinite(Y.canonical)
-        if np.any(np.abs(Y.canonical[finite]) > 1e6):
+        if np.any(np.abs(Y.canonical[finite]) > 100):
             Y = real_arg(draw, "Y", np.shape(Y.value), config["dtype"],
                          magnitudes=["normal", "int", "tiny", "zeros"])
             Y.canonical = Y.canonical if config["return_sequences"] else Y.canonical[:, None]

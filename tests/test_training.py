@@ -19,6 +19,7 @@ The anchors are independent of the code under test:
 Nothing here is timed; the data are small so both backends run the file quickly.
 """
 
+import io
 import hashlib
 import math
 import os
@@ -1263,3 +1264,21 @@ def test_predict_from_many_threads(hidden, backend):
     for outputs in _run_in_threads([predict_repeatedly] * 4):
         for output in outputs:
             assert np.array_equal(output, expected)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_redraws_on_a_terminal_and_prints_lines_elsewhere():
+    from elman.training import _Progress
+
+    terminal, log = _Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        progress = _Progress(1, 3, stream=stream)
+        progress.update(0, 0.5, 1.25, None)
+        progress.epoch_end(0, 1.0, 2.0, 0.1)
+    assert "\r" in terminal.getvalue() and "[" in terminal.getvalue()
+    assert "\r" not in log.getvalue() and "[" not in log.getvalue()
+    assert log.getvalue().count("\n") == 1 and "val_loss 2" in log.getvalue()

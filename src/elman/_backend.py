@@ -6,6 +6,9 @@
 * ``cython``: the compiled module, or an ImportError that says how to build it;
 * ``numpy``: the NumPy twin.
 
+``ELMAN_ISA`` picks among compiled builds: unset, the AVX2+FMA build when the CPU
+has both; ``baseline``, the portable build; ``avx2``, that build or ImportError.
+
 Both modules export the same functions with the same signatures (see
 ``_kernels_numpy`` for the contract). :func:`use_backend` switches the backend for
 the current thread or task only, which is how the test suite runs every test on
@@ -28,8 +31,60 @@ _BUILD_HINT = (
 )
 
 
+ISA_NAMES = ("baseline", "avx2")
+
+
+def cpu_has_avx2_fma():
+    """True when this CPU (and OS) can run the AVX2+FMA build of the kernels.
+
+    Asks NumPy's own runtime CPU-feature detection, which also checks that the
+    operating system saves the AVX registers.
+    """
+    features = None
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = importlib.import_module(module).__cpu_features__
+            break
+        except (ImportError, AttributeError):
+            continue
+    if not features:
+        return False
+    return bool(features.get("AVX2")) and bool(features.get("FMA3"))
+
+
+def _requested_isa():
+    requested = os.environ.get("ELMAN_ISA", "").strip().lower()
+    if requested not in ("",) + ISA_NAMES:
+        raise ImportError(f"ELMAN_ISA must be unset, 'baseline' or 'avx2'; got {requested!r}")
+    return requested
+
+
 def _import_compiled():
+    """The best compiled build this CPU runs, or the one ELMAN_ISA names.
+
+    ELMAN_ISA unset: the AVX2+FMA build when the CPU has both and it was built,
+    else the baseline build. ``baseline``: the portable build. ``avx2``: the AVX2
+    build, or ImportError when it is missing or the CPU cannot run it.
+    """
+    requested = _requested_isa()
+    if requested == "avx2" and not cpu_has_avx2_fma():
+        raise ImportError("ELMAN_ISA=avx2, but this CPU does not report AVX2 and FMA")
+    if requested == "avx2" or (requested == "" and cpu_has_avx2_fma()):
+        try:
+            return importlib.import_module("elman._kernels_avx2")
+        except ImportError:
+            if requested == "avx2":
+                raise
     return importlib.import_module("elman._kernels")
+
+
+def instruction_set():
+    """Instruction-set level of the compiled kernels in use ('baseline' or
+    'avx2+fma'), or None when they are not available."""
+    try:
+        return get_kernels("cython").INSTRUCTION_SET
+    except ImportError:
+        return None
 
 
 def _import_numpy_twin():

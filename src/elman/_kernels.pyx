@@ -15,6 +15,10 @@ gradient sums) inside one call, in loops over contiguous rows that the compiler
 vectorises. Large shapes go through ``_gemm_path`` instead, which wraps BLAS
 products around ``recurrence_forward`` / ``recurrence_backward``; the dispatch
 between the two lives in ``elman.rnn``.
+
+This source is compiled twice: as ``_kernels`` for any x86-64 (or other) CPU, and,
+on x86-64, as ``_kernels_avx2`` with AVX2 and FMA enabled (``_kernels_avx2.pyx``
+includes this file). ``elman._backend`` imports the second when the CPU has both.
 """
 
 cimport cython
@@ -480,6 +484,9 @@ cdef void _update(int optimizer, floating* theta, const floating* grad,
 # (16, 64), 0.98x at (32, 64) and 0.95x at (4, 256): a GEMM gains from reusing each
 # Whh row across the batch, which the per-sequence loop cannot, and the ~2 us of
 # Python per step stop mattering once a step is this big.
+# Which build of this source this module is (``_kernels_avx2.pyx`` overrides it).
+INSTRUCTION_SET = "baseline"
+
 BLAS_RECURRENCE_MIN_BATCH = 16
 BLAS_RECURRENCE_MIN_HIDDEN = 128
 

@@ -835,7 +835,9 @@ def _info():
         out.write(f"compiled module: present ({kernels.__name__}, "
                   f"{os.path.basename(getattr(kernels, '__file__', '') or '?')})\n")
         level = getattr(kernels, "INSTRUCTION_SET", None)
-        out.write(f"instruction set: {level if level else 'baseline'}\n")
+        isa = os.environ.get("ELMAN_ISA", "").strip()
+        out.write(f"instruction set: {level if level else 'baseline'}"
+                  + (f" (ELMAN_ISA={isa})" if isa else "") + "\n")
     out.write(f"python {platform.python_version()}, numpy {np.__version__}, "
               f"{platform.system()} {platform.machine()}\n")
     extras = []

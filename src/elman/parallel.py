@@ -15,6 +15,7 @@ the number of workers, and the same as with ``n_jobs=1``.
 
 import copy
 import inspect
+import os
 import traceback
 from dataclasses import dataclass, field
 
@@ -194,6 +195,29 @@ def _task_seeds(root, n_tasks):
     return seeds
 
 
+def _task_checkpoint(index, settings):
+    """The task's settings, with ``{index}`` in a checkpoint path replaced by its index."""
+    path = settings.get("checkpoint")
+    if path is not None:
+        settings["checkpoint"] = os.fspath(path).replace("{index}", str(index))
+    return settings
+
+
+def _check_distinct_checkpoints(settings):
+    seen = {}
+    for index, task_settings in enumerate(settings):
+        path = task_settings.get("checkpoint")
+        if path is None:
+            continue
+        if path in seen:
+            raise ValueError(
+                f"tasks {seen[path]} and {index} would write the same checkpoint file "
+                f"{path!r}; put {{index}} in the path (checkpoint=\"ckpt/task-{{index}}.npz\") "
+                f"or give each task its own in params"
+            )
+        seen[path] = index
+
+
 def _windows(task, settings):
     """(X, Y) for one task: its windows, or the series windowed per its settings."""
     window = settings.get("window")
@@ -296,6 +320,9 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
         ``validation_data``, ``early_stopping``, ...), the same for every task
         unless ``params`` overrides them. An Optimizer instance is copied per
         task, so each starts from its state and the instance itself is untouched.
+        ``{index}`` in a ``checkpoint`` path becomes the task's index
+        (``checkpoint="ckpt/sensor-{index}.npz"``, with ``resume=True`` to pick
+        up after an interruption); two tasks may not share a checkpoint file.
 
     Returns
     -------
@@ -369,6 +396,10 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
     if seed is not None:
         seed = check_int("seed", seed, 0)
 
+    if (isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray)
+            and data[0].ndim == 3):
+        raise TypeError("data looks like one (X, Y) pair; pass a list of tasks: "
+                        "fit_many([(X, Y)], ...)")
     if isinstance(data, (str, bytes, dict)):
         raise TypeError(f"data must be a sequence of tasks (series or (X, Y) pairs); got "
                         f"{type(data).__name__}")
@@ -420,8 +451,10 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
     root = np.random.SeedSequence().entropy if seed is None else seed
     seeds = _task_seeds(root, len(pairs))
     backend = _backend.active_name()
-    calls = [(i, task, {**common, **entry}, seeds[i], backend, model)
-             for i, (task, entry) in enumerate(pairs)]
+    settings = [_task_checkpoint(i, {**common, **entry}) for i, (_, entry) in enumerate(pairs)]
+    _check_distinct_checkpoints(settings)
+    calls = [(i, task, settings[i], seeds[i], backend, model)
+             for i, (task, _) in enumerate(pairs)]
 
     if n_jobs == 1 or not calls:
         results = [_fit_task(*call) for call in calls]

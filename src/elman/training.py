@@ -150,9 +150,13 @@ class _Progress:
         self.epochs = epochs
         self.stream = sys.stderr if stream is None else stream
         self.width = len(str(epochs))
+        isatty = getattr(self.stream, "isatty", None)
+        self.interactive = bool(isatty and isatty())
 
     def update(self, epoch, fraction, loss, val_loss):
-        if self.verbose != 1:
+        # Redrawing with \r only makes sense on a terminal; in a log file or CI output
+        # it would leave a copy of the bar per update, so there only epoch ends print.
+        if self.verbose != 1 or not self.interactive:
             return
         filled = int(round(20 * fraction))
         bar = "=" * filled + (">" if filled < 20 else "") + " " * max(0, 19 - filled)
@@ -165,7 +169,7 @@ class _Progress:
     def epoch_end(self, epoch, loss, val_loss, seconds):
         if self.verbose == 0:
             return
-        if self.verbose == 1:
+        if self.verbose == 1 and self.interactive:
             self.update(epoch, 1.0, loss, val_loss)
             self.stream.write(f"  {seconds:.2f}s\n")
         else:
