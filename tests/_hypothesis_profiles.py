@@ -31,6 +31,7 @@ print them at the end of the module when pytest runs with ``-v`` or
 """
 
 import collections
+import contextlib
 import os
 
 from hypothesis import HealthCheck, settings
@@ -118,6 +119,9 @@ def print_report(request, prefix):
     if not (verbose or statistics) or reporter is None:
         return
     tests = [t for t in COUNTS if t.startswith(prefix)]
-    reporter.write_line("")
-    for line in report(tests):
-        reporter.write_line(f"[hypothesis cases, profile {PROFILE}] {line}")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    # Fixture teardown runs with output captured; the counts belong on the terminal.
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.write_line("")
+        for line in report(tests):
+            reporter.write_line(f"[hypothesis cases, profile {PROFILE}] {line}")

@@ -59,10 +59,11 @@ def _run_layers(recurrences, layers, X, h0, lengths):
     states = []
     layer_input = X
     for layer, (Wxh, Whh, bh) in enumerate(layers):
-        P = layer_input @ Wxh.T
-        P += bh
-        Hs = np.empty_like(P)
-        recurrences.forward(P, Whh, h0[layer], lengths, Hs)
+        # The input projection is computed into the buffer that then holds the
+        # states: the recurrence runs in place, one sequence-sized buffer fewer.
+        Hs = layer_input @ Wxh.T
+        Hs += bh
+        recurrences.forward(Hs, Whh, h0[layer], lengths, Hs)
         states.append(Hs)
         layer_input = Hs
     return states
@@ -132,12 +133,13 @@ def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X, Y, h0, length
     else:
         dH[np.arange(batch), lengths - 1] = dY[:, 0] @ Why
 
-    dA = np.empty_like(dH)
     for layer in range(L - 1, -1, -1):
         Wxh, Whh, _ = layers[layer]
         gWxh, gWhh, gbh = grad_layers[layer]
         Hs = states[layer]
         layer_input = X if layer == 0 else states[layer - 1]
+        # dA overwrites dH (in place): dH is not needed once dA is known.
+        dA = dH
         recurrences.backward(dH, Hs, Whh, lengths, dA)
         flat_dA = dA.reshape(-1, H)
         np.matmul(flat_dA.T, layer_input.reshape(batch * steps, -1), out=gWxh)
@@ -147,8 +149,9 @@ def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X, Y, h0, length
         previous[:, 0] = h0[layer]
         previous[:, 1:] = Hs[:, :-1]
         np.matmul(flat_dA.T, previous.reshape(-1, H), out=gWhh)
+        del previous
         if layer > 0:
-            np.matmul(dA, Wxh, out=dH)
+            dH = dA @ Wxh
     return loss
 
 

@@ -523,7 +523,8 @@ def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
                 if t >= steps:
                     memcpy(a, h_prev, H * sizeof(floating))
                     continue
-                memcpy(a, &P[b, t, 0], H * sizeof(floating))
+                if a != &P[b, t, 0]:  # P and Hs may be one buffer (in place)
+                    memcpy(a, &P[b, t, 0], H * sizeof(floating))
                 _add_rows(H, H, h_prev, 1, WhhT, H, a)
                 _tanh_inplace(a, H)
                 h_prev = a

@@ -30,11 +30,11 @@ Functions
 ---------
 recurrence_forward(P, Whh, h0, lengths, Hs)
     h_t = tanh(P_t + Whh h_{t-1}) for every t; P (B, T, H) already holds the input
-    projection and bias. Writes Hs (B, T, H).
+    projection and bias. Writes Hs (B, T, H), which may be P itself (in place).
 recurrence_backward(dH, Hs, Whh, lengths, dA)
     Backward through time: dh_t = dH_t + Whh^T da_{t+1}, da_t = dh_t (1 - h_t^2).
     dH (B, T, H) is the gradient reaching each h_t from outside the recurrence.
-    Writes dA (B, T, H), zero at padded steps.
+    Writes dA (B, T, H), zero at padded steps; dA may be dH itself (in place).
 forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last)
     X (B, T, I), h0 (L, B, H). Writes Y_out (B, T or 1, O) and h_last (L, B, H),
     each sequence's state after its last valid step.
