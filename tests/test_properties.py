@@ -11,14 +11,19 @@ corrupted in one known way, so each case has an exact expected outcome:
 
 * every argument valid: the call returns, on every backend, a result of exactly the
   documented shape and dtype; the two backends agree (``assert_close`` tolerances,
-  NaN/inf at the same places); the layout variant gives bit-for-bit the result of
-  the same values passed as a C-contiguous array in the model's dtype;
+  NaN/inf at the same places; with 1e6 or larger inputs, at the scale of the terms
+  of the sums rather than of the result, see ``gradient_term_scale``); the layout
+  variant gives bit-for-bit the result of the same values passed as a C-contiguous
+  array in the model's dtype; and every kernel call on the way meets the kernels'
+  contract (``_CheckedKernels``: contiguity, dtype, every shape, lengths and
+  feedback in range, no output sharing memory with the caller's arrays);
 * some argument corrupted: the call raises ValueError or TypeError (exactly those
   types for the RNN methods) whose message names a corrupted argument, the same
   message on both backends, before any kernel module was even looked up;
 * in both cases the caller's arrays are unchanged (``np.array_equal`` with
-  ``equal_nan=True``, and dtype, shape and flags), and a watchdog ends the process
-  with a traceback if a call hangs.
+  ``equal_nan=True``, and dtype, shape, strides and flags), no warning was raised
+  on the way (a ComplexWarning or a cast overflow would be a silent conversion),
+  and a watchdog ends the process with a traceback if a call hangs.
 
 A crash (segfault) kills pytest, which fails the run. The number of examples is
 fixed by the ``ci`` profile (see ``_hypothesis_profiles``); ``-v`` prints how many
@@ -85,11 +90,160 @@ def hang_guard(seconds=HANG_SECONDS):
         faulthandler.cancel_dump_traceback_later()
 
 
-class KernelSpy:
-    """Counts look-ups of a kernel module (every kernel call starts with one)."""
+def _arrays_in(values):
+    """Every ndarray among ``values`` (looking into dicts, lists and tuples)."""
+    found = []
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, np.ndarray):
+            found.append(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(v for v in value if isinstance(v, (np.ndarray, dict, list, tuple)))
+    return found
 
-    def __init__(self):
+
+class KernelContractError(AssertionError):
+    """A kernel was called with arguments outside its contract (_kernels_numpy)."""
+
+
+def _expect(condition, message):
+    if not condition:
+        raise KernelContractError(message)
+
+
+class _CheckedKernels:
+    """A kernel module whose functions check the contract before running.
+
+    The contract is the one documented in ``elman._kernels_numpy``: C-contiguous
+    float arrays of one dtype and of the shapes the sizes imply, intp lengths in
+    [1, T], feedback columns in [-1, I - 1], rows of ``order`` in [0, n); and, so
+    that no kernel can write into the caller's data, outputs that share no memory
+    with any array the caller passed in.
+    """
+
+    def __init__(self, module, protected):
+        self.__name__ = module.__name__
+        self._module = module
+        self._protected = protected
+
+    def __getattr__(self, name):
+        function = getattr(self._module, name)
+        check = getattr(self, "_check_" + name, None)
+        if check is None:
+            return function
+
+        def checked(*args):
+            check(*args)
+            return function(*args)
+
+        return checked
+
+    # -- helpers -------------------------------------------------------------------
+    def _floats(self, dtype, **arrays):
+        for name, (array, shape) in arrays.items():
+            _expect(isinstance(array, np.ndarray), f"{name} is {type(array).__name__}")
+            _expect(array.dtype == dtype, f"{name} has dtype {array.dtype}, not {dtype}")
+            _expect(array.flags.c_contiguous, f"{name} is not C-contiguous")
+            _expect(array.shape == shape, f"{name} has shape {array.shape}, not {shape}")
+
+    def _outputs(self, **arrays):
+        for name, array in arrays.items():
+            _expect(array.flags.writeable, f"output {name} is read-only")
+            for caller in self._protected:
+                _expect(not np.shares_memory(array, caller),
+                        f"output {name} shares memory with an array of the caller")
+
+    def _lengths(self, lengths, batch, steps, name="lengths"):
+        _expect(lengths.dtype == np.intp and lengths.flags.c_contiguous,
+                f"{name} is {lengths.dtype}, not contiguous intp")
+        _expect(lengths.shape == (batch,), f"{name} has shape {lengths.shape}")
+        _expect(batch == 0 or (lengths.min() >= 1 and lengths.max() <= steps),
+                f"{name} outside [1, {steps}]")
+
+    def _sizes(self, theta, I, H, O, L):
+        from elman._gemm_path import parameter_count
+
+        _expect(all(isinstance(v, int) and v >= 1 for v in (I, H, O, L)), "bad sizes")
+        _expect(theta.dtype in (np.float32, np.float64), f"theta is {theta.dtype}")
+        self._floats(theta.dtype, theta=(theta, (parameter_count(I, H, O, L),)))
+        return theta.dtype
+
+    # -- the kernels -----------------------------------------------------------------
+    def _check_forward(self, theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
+        dtype = self._sizes(theta, I, H, O, L)
+        _expect(X.ndim == 3, "X is not 3-D")
+        B, T = X.shape[:2]
+        _expect(T >= 1, "empty time axis")
+        self._floats(dtype, X=(X, (B, T, I)), h0=(h0, (L, B, H)),
+                     Y_out=(Y_out, (B, T if many_to_many else 1, O)), h_last=(h_last, (L, B, H)))
+        self._lengths(lengths, B, T)
+        self._outputs(Y_out=Y_out, h_last=h_last)
+
+    def _check_loss_and_grad(self, theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
+        dtype = self._sizes(theta, I, H, O, L)
+        _expect(X.ndim == 3 and X.shape[0] >= 1, "X is not a non-empty batch")
+        B, T = X.shape[:2]
+        self._floats(dtype, X=(X, (B, T, I)), Y=(Y, (B, T if many_to_many else 1, O)),
+                     h0=(h0, (L, B, H)), grad=(grad, theta.shape))
+        self._lengths(lengths, B, T)
+        self._outputs(grad=grad)
+
+    def _check_train_steps(self, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
+                           batch_size, optimizer, hyper, state, step_count, clip_value,
+                           clip_norm, losses):
+        dtype = self._sizes(theta, I, H, O, L)
+        n, T = X.shape[:2]
+        self._floats(dtype, X=(X, (n, T, I)), Y=(Y, (n, T if many_to_many else 1, O)),
+                     state=(state, (2, theta.shape[0])))
+        self._lengths(lengths, n, T)
+        _expect(order.dtype == np.intp and order.ndim == 1, "order is not 1-D intp")
+        _expect(order.size == 0 or (order.min() >= 0 and order.max() < n), "order out of range")
+        _expect(isinstance(batch_size, int) and batch_size >= 1, "batch_size < 1")
+        _expect(hyper.dtype == np.float64 and hyper.shape == (5,), "hyper")
+        _expect(step_count.dtype == np.int64 and step_count.shape == (1,), "step_count")
+        _expect(losses.dtype == np.float64 and losses.ndim == 1
+                and losses.shape[0] >= -(-order.size // batch_size), "losses too short")
+        _expect(clip_value >= 0 and clip_norm >= 0, "negative clip")
+        self._outputs(theta=theta, state=state, step_count=step_count, losses=losses)
+
+    def _check_forecast(self, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):
+        dtype = self._sizes(theta, I, H, O, L)
+        B, T = X.shape[:2]
+        _expect(T >= 1, "empty history")
+        S = Y_out.shape[1]
+        self._floats(dtype, X=(X, (B, T, I)), h0=(h0, (L, B, H)),
+                     future=(future, (B, S - 1, I)), Y_out=(Y_out, (B, S, O)),
+                     h_last=(h_last, (L, B, H)))
+        _expect(feedback.dtype == np.intp and feedback.shape == (O,), "feedback")
+        _expect(O == 0 or (feedback.min() >= -1 and feedback.max() <= I - 1),
+                "feedback column out of range")
+        self._outputs(Y_out=Y_out, h_last=h_last)
+
+    def _check_recurrence_forward(self, P, Whh, h0, lengths, Hs):
+        B, T, H = P.shape
+        self._floats(P.dtype, P=(P, (B, T, H)), Whh=(Whh, (H, H)), h0=(h0, (B, H)),
+                     Hs=(Hs, (B, T, H)))
+        self._lengths(lengths, B, T)
+        self._outputs(Hs=Hs)
+
+    def _check_recurrence_backward(self, dH, Hs, Whh, lengths, dA):
+        B, T, H = dH.shape
+        self._floats(dH.dtype, dH=(dH, (B, T, H)), Hs=(Hs, (B, T, H)), Whh=(Whh, (H, H)),
+                     dA=(dA, (B, T, H)))
+        self._lengths(lengths, B, T)
+        self._outputs(dA=dA)
+
+
+class KernelSpy:
+    """Counts look-ups of a kernel module (every kernel call starts with one) and
+    hands out modules whose functions check their contract (``_CheckedKernels``)."""
+
+    def __init__(self, protected=()):
         self.calls = 0
+        self.protected = _arrays_in(protected)
 
     @contextlib.contextmanager
     def watching(self):
@@ -97,7 +251,7 @@ class KernelSpy:
 
         def spy(name=None):
             self.calls += 1
-            return original(name)
+            return _CheckedKernels(original(name), self.protected)
 
         _backend.get_kernels = spy
         try:
@@ -184,16 +338,14 @@ MAGNITUDES = ["normal", "normal", "normal", "int", "large", "huge", "tiny", "sub
               "mixed", "zeros"]
 
 
-def draw_values(draw, shape, *, model_dtype=np.float64, magnitudes=MAGNITUDES,
-                low=None, high=None):
+def draw_values(draw, shape, *, model_dtype=np.float64, magnitudes=MAGNITUDES):
     """float64 (or integral) values of ``shape`` and a label for their magnitude."""
     seed = draw(st.integers(0, 2**32 - 1))
     magnitude = draw(st.sampled_from(magnitudes))
     rng = np.random.default_rng(seed)
     huge = 1e300 if np.dtype(model_dtype) == np.float64 else 1e30
     if magnitude == "int":
-        values = rng.integers(-2 if low is None else low, 3 if high is None else high,
-                              size=shape).astype(np.float64)
+        values = rng.integers(-2, 3, size=shape).astype(np.float64)
     elif magnitude == "zeros":
         values = np.zeros(shape)
     else:
@@ -209,7 +361,6 @@ def draw_values(draw, shape, *, model_dtype=np.float64, magnitudes=MAGNITUDES,
 
 
 INT_DTYPES = [np.int64, np.int32, np.int8, np.uint8, np.int16, np.uint64]
-FLOAT_DTYPES = [np.float64, np.float32, np.float16, np.longdouble]
 
 
 def draw_dtype(draw, values):
@@ -234,7 +385,7 @@ def draw_dtype(draw, values):
 
 
 LAYOUTS = ["C", "C", "F", "step", "negative", "transposed", "offset", "readonly",
-           "list", "tuple", "broadcast", "masked", "matrix", "scalar-list"]
+           "list", "tuple", "broadcast", "masked", "matrix"]
 
 
 def draw_layout(draw, typed):
@@ -242,7 +393,7 @@ def draw_layout(draw, typed):
     layout = draw(st.sampled_from(LAYOUTS))
     shape = typed.shape
     if layout == "F":
-        return np.asfortranarray(typed), layout
+        return np.asarray(typed, order="F"), layout  # (asfortranarray makes 0-d 1-d)
     if layout == "step" and typed.ndim:
         axis = draw(st.integers(0, typed.ndim - 1))
         step = draw(st.integers(2, 3))
@@ -368,9 +519,15 @@ def corrupt_arg(draw, name, shape, model_dtype, *, kinds=CORRUPTIONS, free_axes=
     return None
 
 
-def maybe_corrupt(draw, name, shape, model_dtype, valid_factory, *, rate=12, **kwargs):
+def chance(draw, percent):
+    """True with about ``percent``% probability; False is the simplest draw, so that
+    Hypothesis's many minimal examples (and its shrinking) lean towards valid input."""
+    return draw(st.integers(0, 99)) >= 100 - percent
+
+
+def maybe_corrupt(draw, name, shape, model_dtype, valid_factory, *, rate=10, **kwargs):
     """A corrupted argument with probability ``rate`` percent, else ``valid_factory()``."""
-    if draw(st.integers(0, 99)) < rate:
+    if chance(draw, rate):
         arg = corrupt_arg(draw, name, shape, model_dtype, **kwargs)
         if arg is not None:
             return arg
@@ -401,21 +558,22 @@ def make_model(config):
 
 
 def draw_batch_time(draw, hidden):
-    batch = draw(st.sampled_from([0, 1, 1, 2, 3, 4, 5, 14] if hidden >= 64
-                                 else [0, 1, 1, 2, 3, 4, 5, 9]))
-    steps = draw(st.sampled_from([1, 1, 2, 3, 4, 5, 7, 12]))
+    # (sampled_from shrinks towards its first element: a typical shape, not an edge.)
+    batch = draw(st.sampled_from([3, 1, 2, 0, 4, 5, 14, 1] if hidden >= 64
+                                 else [3, 1, 2, 0, 4, 5, 9, 1]))
+    steps = draw(st.sampled_from([4, 1, 2, 3, 5, 7, 12, 1]))
     return batch, steps
 
 
 # ---- the arguments of forward / loss_and_grad / predict / forecast / fit -----------------
-def draw_X(draw, config, batch, steps, unbatched, *, rate=12):
+def draw_X(draw, config, batch, steps, unbatched, *, rate=10):
     I, dtype = config["input_size"], config["dtype"]
     shape = (steps, I) if unbatched else (batch, steps, I)
     free = (0,) if unbatched else (0, 1)
     # Wrong dimension counts: anything but 2 and 3.
     arg = maybe_corrupt(draw, "X", shape, dtype, lambda: real_arg(draw, "X", shape, dtype),
                         rate=rate, free_axes=free, bad_ndims=[0, 1, 4])
-    if arg.bad is None and draw(st.integers(0, 99)) < 4:
+    if arg.bad is None and chance(draw, 3):
         # An empty time axis is wrong too.
         empty = (0, I) if unbatched else (batch, 0, I)
         arg = Arg("X", np.zeros(empty), bad="empty-time")
@@ -424,7 +582,7 @@ def draw_X(draw, config, batch, steps, unbatched, *, rate=12):
 
 def draw_h0(draw, config, batch, unbatched):
     L, H, dtype = config["num_layers"], config["hidden_size"], config["dtype"]
-    if draw(st.integers(0, 99)) < 40:
+    if chance(draw, 40):
         return Arg("h0", None, np.zeros((L, 1 if unbatched else batch, H), dtype=dtype))
     shape = (L, H) if unbatched else (L, batch, H)
     kinds = [k for k in CORRUPTIONS if k != "none"]
@@ -438,9 +596,9 @@ def draw_h0(draw, config, batch, unbatched):
 def draw_lengths(draw, batch, steps, unbatched):
     """Valid steps per sequence, or a corrupted version; canonical is (batch,) intp."""
     n = 1 if unbatched else batch
-    if draw(st.integers(0, 99)) < 45:
+    if chance(draw, 45):
         return Arg("lengths", None, np.full(n, steps, dtype=np.intp))
-    if draw(st.integers(0, 99)) < 15:
+    if chance(draw, 10):
         kind = draw(st.sampled_from(["zero", "long", "negative", "fraction", "nan", "bool",
                                      "str", "shape", "complex", "object"]))
         if kind in ("zero", "long", "negative", "fraction", "nan", "bool") and n == 0:
@@ -498,7 +656,7 @@ def draw_Y(draw, config, batch, steps, unbatched, lengths):
                         kinds=[k for k in CORRUPTIONS if k != "nonfinite"])
     if arg.bad is None and lengths.canonical is not None and rs and batch > 0:
         # NaN or inf at a step: valid when the step is padding, wrong otherwise.
-        if draw(st.integers(0, 99)) < 15:
+        if chance(draw, 10):
             values = np.array(np.asarray(arg.value), dtype=np.float64, subok=False)
             full = values if not unbatched else values[None]
             b = draw(st.integers(0, full.shape[0] - 1))
@@ -511,7 +669,7 @@ def draw_Y(draw, config, batch, steps, unbatched, lengths):
                 canonical = np.asarray(value.astype(dtype), order="C")
                 return Arg("Y", value, canonical, info="non-finite at a padded step")
             return Arg("Y", value, bad="nonfinite-valid-step")
-    elif arg.bad is None and draw(st.integers(0, 99)) < 6 and int(np.prod(shape)):
+    elif arg.bad is None and chance(draw, 4) and int(np.prod(shape)):
         values = np.array(np.asarray(arg.value), dtype=np.float64, subok=False).copy()
         values.reshape(-1)[0] = np.nan
         if rs:
@@ -524,9 +682,12 @@ def draw_Y(draw, config, batch, steps, unbatched, lengths):
     return arg
 
 
-def call_outcome(call):
-    """('ok', result) or ('error', exception), for one backend."""
-    spy = KernelSpy()
+def call_outcome(call, protected=()):
+    """('ok', result) or ('error', exception), for one backend.
+
+    ``protected``: the caller's arguments; no kernel output may share their memory.
+    """
+    spy = KernelSpy(protected)
     with spy.watching(), hang_guard(), warnings.catch_warnings():
         # A warning on the way (ComplexWarning, a cast that overflows) would mean a
         # silent conversion of the caller's data. Overflow inside the arithmetic of
@@ -540,6 +701,8 @@ def call_outcome(call):
                                         "reduce|tanh)")
         try:
             return "ok", call(), spy.calls
+        except KernelContractError:
+            raise  # never an acceptable outcome
         except Exception as exc:  # classified by the caller
             return "error", exc, spy.calls
 
@@ -547,6 +710,7 @@ def call_outcome(call):
 def check_rejected(outcomes, bad_args, *, exact_types=True, kernels_may_run=False):
     """Every backend raised ValueError/TypeError naming one of ``bad_args``, alike."""
     names = [a.name for a in bad_args]
+    event("rejected: " + ", ".join(sorted({f"{a.name} {a.bad}" for a in bad_args})))
     messages = set()
     for backend, (status, result, kernel_calls) in outcomes.items():
         assert status == "error", (
@@ -634,6 +798,36 @@ def same_bits(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
 
 
+def forward_term_scale(model, *inputs):
+    """How far rounding can move outputs when inputs are extreme (1e6, 1e300).
+
+    A pre-activation sum_k W[j, k] x[k] with terms of 1e6 that cancels into tanh's
+    linear range carries a rounding error of eps times its terms, which tanh passes
+    on (slope <= 1) and each layer and the head multiply by their row sums. A
+    first-order bound: max|input| * (row-sum gain of a layer)**L * (head's row sum).
+    Rare (the cancellation must land within a few units of zero), but real.
+    """
+    weights = model.get_weights()
+    gain = 1.0
+    for layer in range(model.num_layers):
+        rows = (np.abs(weights[f"layers.{layer}.Wxh"]).sum(axis=1)
+                + np.abs(weights[f"layers.{layer}.Whh"]).sum(axis=1))
+        gain *= max(1.0, float(rows.max()))
+    head = float(np.max(np.abs(weights["Why"]).sum(axis=1))) + 1.0
+    largest = max([1.0] + [float(np.max(np.abs(np.asarray(x, dtype=np.float64)), initial=0.0))
+                           for x in inputs if x is not None])
+    with np.errstate(over="ignore"):
+        return largest * gain * head
+
+
+def extreme_scale(model, args):
+    """forward_term_scale when some argument has extreme magnitudes, else 0."""
+    if not {arg.magnitude for arg in args} & set(EXTREME):
+        return 0.0
+    event("compared at the terms' scale (extreme inputs)")
+    return forward_term_scale(model, *[arg.canonical for arg in args])
+
+
 def bad(args):
     return [a for a in args if a.bad is not None]
 
@@ -641,13 +835,13 @@ def bad(args):
 # =============================================================================
 # forward
 # =============================================================================
-@examples(120)
+@examples(200)
 @given(data=st.data())
 def test_forward(data, assert_close):
     draw = data.draw
     config = draw(model_configs())
     batch, steps = draw_batch_time(draw, config["hidden_size"])
-    unbatched = draw(st.integers(0, 99)) < 20
+    unbatched = chance(draw, 20)
     X = draw_X(draw, config, batch, steps, unbatched)
     h0 = draw_h0(draw, config, batch, unbatched)
     lengths = draw_lengths(draw, batch, steps, unbatched)
@@ -660,7 +854,7 @@ def test_forward(data, assert_close):
     def call(x=X.value, h=h0.value, n=lengths.value):
         return model.forward(x, h, return_state=return_state, lengths=n)
 
-    outcomes = {b: _on(b, call) for b in BACKENDS}
+    outcomes = {b: _on(b, call, [a.value for a in args]) for b in BACKENDS}
     assert_unchanged(args)
     if bad(args):
         check_rejected(outcomes, bad(args))
@@ -702,25 +896,26 @@ def test_forward(data, assert_close):
         results[backend] = (ref_y, ref_h)
     if len(results) == 2:
         (yc, hc), (yn, hn) = results["cython"], results["numpy"]
-        assert_agree(yc, yn, dtype, assert_close, "forward Y")
-        assert_agree(hc, hn, dtype, assert_close, "forward h_last")
+        scale = extreme_scale(model, [X, h0])
+        assert_agree(yc, yn, dtype, assert_close, "forward Y", scale=scale)
+        assert_agree(hc, hn, dtype, assert_close, "forward h_last", scale=scale)
 
 
-def _on(backend, call):
+def _on(backend, call, protected=()):
     with elman.use_backend(backend):
-        return call_outcome(call)
+        return call_outcome(call, protected)
 
 
 # =============================================================================
 # loss_and_grad
 # =============================================================================
-@examples(120)
+@examples(200)
 @given(data=st.data())
 def test_loss_and_grad(data, assert_close):
     draw = data.draw
     config = draw(model_configs())
     batch, steps = draw_batch_time(draw, config["hidden_size"])
-    unbatched = draw(st.integers(0, 99)) < 20
+    unbatched = chance(draw, 20)
     X = draw_X(draw, config, batch, steps, unbatched)
     if X.bad is None and not unbatched and batch == 0:
         X.bad = "empty-batch"  # the loss of no sequences is undefined
@@ -732,7 +927,8 @@ def test_loss_and_grad(data, assert_close):
     take_snapshots(args)
     model = make_model(config)
     outcomes = {b: _on(b, lambda: model.loss_and_grad(X.value, Y.value, h0.value,
-                                                       lengths=lengths.value))
+                                                       lengths=lengths.value),
+                       [a.value for a in args])
                 for b in BACKENDS}
     assert_unchanged(args)
     if bad(args):
@@ -777,16 +973,16 @@ def test_loss_and_grad(data, assert_close):
 # =============================================================================
 # predict
 # =============================================================================
-@examples(80)
+@examples(120)
 @given(data=st.data())
 def test_predict(data, assert_close):
     draw = data.draw
     config = draw(model_configs())
     batch, steps = draw_batch_time(draw, config["hidden_size"])
-    unbatched = draw(st.integers(0, 99)) < 15
+    unbatched = chance(draw, 15)
     X = draw_X(draw, config, batch, steps, unbatched)
     lengths = draw_lengths(draw, batch, steps, unbatched)
-    if draw(st.integers(0, 99)) < 12:
+    if chance(draw, 12):
         value = draw(st.sampled_from([0, -1, 2.0, "3", True, None, np.float64(2)]))
         batch_size = Arg("batch_size", value, bad="scalar")
     else:
@@ -796,7 +992,8 @@ def test_predict(data, assert_close):
     take_snapshots(args)
     model = make_model(config)
     outcomes = {b: _on(b, lambda: model.predict(X.value, batch_size=batch_size.value,
-                                                 lengths=lengths.value))
+                                                 lengths=lengths.value),
+                       [a.value for a in args])
                 for b in BACKENDS}
     assert_unchanged(args)
     if bad(args):
@@ -815,10 +1012,13 @@ def test_predict(data, assert_close):
         assert type(result) is np.ndarray and result.shape == shape and result.dtype == dtype
         # predict is forward in batches: the same values up to summation order.
         _, expected, _ = _on(backend, lambda: model.forward(X.value, lengths=lengths.value))
-        assert_agree(result, expected, dtype, assert_close, f"[{backend}] predict vs forward")
+        scale = extreme_scale(model, [X])
+        assert_agree(result, expected, dtype, assert_close, f"[{backend}] predict vs forward",
+                     scale=scale)
         results[backend] = result
     if len(results) == 2:
-        assert_agree(results["cython"], results["numpy"], dtype, assert_close, "predict")
+        assert_agree(results["cython"], results["numpy"], dtype, assert_close, "predict",
+                     scale=scale)
 
 
 # =============================================================================
@@ -826,7 +1026,7 @@ def test_predict(data, assert_close):
 # =============================================================================
 def draw_feedback(draw, I, O):
     """(Arg, fed columns) for forecast's feedback."""
-    if draw(st.integers(0, 99)) < 15:
+    if chance(draw, 8):
         kind = draw(st.sampled_from(["length", "range", "duplicate", "float", "int-scalar",
                                      "string", "none-required"]))
         if kind == "none-required" and O != I:
@@ -861,18 +1061,18 @@ def draw_feedback(draw, I, O):
     return Arg("feedback", value), {c for c in columns if c >= 0}
 
 
-@examples(100)
+@examples(200)
 @given(data=st.data())
 def test_forecast(data, assert_close):
     draw = data.draw
     config = draw(model_configs())
     I, O, dtype = config["input_size"], config["output_size"], config["dtype"]
     batch, steps = draw_batch_time(draw, config["hidden_size"])
-    unbatched = draw(st.integers(0, 99)) < 20
+    unbatched = chance(draw, 20)
     X = draw_X(draw, config, batch, steps, unbatched)
     h0 = draw_h0(draw, config, batch, unbatched)
     n_steps = draw(st.integers(1, 5))
-    if draw(st.integers(0, 99)) < 8:
+    if chance(draw, 5):
         horizon = Arg("steps", draw(st.sampled_from([0, -1, 1.0, "2", True, None])),
                       bad="scalar")
     else:
@@ -881,7 +1081,7 @@ def test_forecast(data, assert_close):
     exogenous = [c for c in range(I) if c not in fed]
     future_shape = (n_steps - 1, I) if unbatched else (batch, n_steps - 1, I)
     if exogenous and n_steps > 1 and feedback.bad is None and horizon.bad is None \
-            and draw(st.integers(0, 99)) < 10:
+            and chance(draw, 6):
         future = Arg("future", None, bad="required")
     elif not exogenous and draw(st.booleans()):
         future = Arg("future", None)
@@ -892,7 +1092,8 @@ def test_forecast(data, assert_close):
                              magnitudes=["normal", "int", "large", "tiny", "zeros"]),
             # Overflow to inf and NaN are only wrong in exogenous columns (below).
             kinds=[k for k in CORRUPTIONS if k not in ("none", "nonfinite", "overflow")])
-        if future.bad is None and fed and int(np.prod(future_shape)) and draw(st.booleans()):
+        if future.bad is None and fed and int(np.prod(future_shape)) and \
+                chance(draw, 25):
             # NaN in fed-back columns is ignored; in exogenous columns it is an error.
             values = np.array(np.asarray(future.value), dtype=np.float64, subok=False)
             column = draw(st.sampled_from(sorted(fed) + exogenous))
@@ -908,7 +1109,8 @@ def test_forecast(data, assert_close):
     model = make_model(config)
     outcomes = {b: _on(b, lambda: model.forecast(X.value, horizon.value, h0=h0.value,
                                                   feedback=feedback.value,
-                                                  future=future.value, return_state=True))
+                                                  future=future.value, return_state=True),
+                       [a.value for a in args])
                 for b in BACKENDS}
     assert_unchanged(args)
     if bad(args):
@@ -932,19 +1134,21 @@ def test_forecast(data, assert_close):
             if config["return_sequences"]:
                 last = last[..., -1, :]
             assert_agree(y[..., 0, :], last, np.dtype(dtype), assert_close,
-                         f"[{backend}] forecast(h, 1) vs forward")
+                         f"[{backend}] forecast(h, 1) vs forward",
+                         scale=extreme_scale(model, [X, h0]))
         results[backend] = (y, h)
     if len(results) == 2:
+        scale = extreme_scale(model, [X, h0, future])
         assert_agree(results["cython"][0], results["numpy"][0], np.dtype(dtype),
-                     assert_close, "forecast")
+                     assert_close, "forecast", scale=scale)
         assert_agree(results["cython"][1], results["numpy"][1], np.dtype(dtype),
-                     assert_close, "forecast state")
+                     assert_close, "forecast state", scale=scale)
 
 
 # =============================================================================
 # set_weights
 # =============================================================================
-@examples(80)
+@examples(120)
 @given(data=st.data())
 def test_set_weights(data, assert_close):
     draw = data.draw
@@ -967,13 +1171,13 @@ def test_set_weights(data, assert_close):
         weights[name] = arg.value
         entries.append(arg)
     container = Arg("weights", weights)
-    structural = draw(st.integers(0, 99))
-    if structural < 5:
+    structural = 99 - draw(st.integers(0, 99))  # (99, the simplest draw: valid)
+    if structural < 4:
         container = Arg("weights", list(weights.items()), bad="not-a-dict")
-    elif structural < 10:
+    elif structural < 8:
         del weights[draw(st.sampled_from(sorted(weights)))]
         container = Arg("weights", weights, bad="missing-key")
-    elif structural < 13:
+    elif structural < 11:
         weights["layers.9.Whh"] = np.zeros((1, 1))
         container = Arg("weights", weights, bad="extra-key")
     args = entries + [container]
@@ -984,7 +1188,8 @@ def test_set_weights(data, assert_close):
     models = {}
     for backend in BACKENDS:
         models[backend] = make_model(config)
-        outcomes[backend] = _on(backend, lambda: models[backend].set_weights(container.value))
+        outcomes[backend] = _on(backend, lambda: models[backend].set_weights(container.value),
+                                [container.value])
     assert_unchanged([container])
     corrupted = bad(args) if container.bad is None else [container]
     if corrupted:
@@ -1007,7 +1212,12 @@ def test_set_weights(data, assert_close):
             assert same_bits(got[name], arg.canonical), f"weights[{name!r}] stored wrongly"
         outputs[backend] = _on(backend, lambda: models[backend].forward(X))
         assert outputs[backend][0] == "ok", outputs[backend][1]
-    if len(outputs) == 2:
+        assert np.isfinite(outputs[backend][1]).all()
+    extreme = {arg.magnitude for arg in entries} & set(EXTREME)
+    if len(outputs) == 2 and not extreme:
+        # (Weights of 1e6 or more make a second layer's pre-activations sums of huge
+        # terms that may cancel into tanh's linear range: ill-conditioned, see
+        # test_extremes. Those are checked for finiteness only.)
         assert_agree(outputs["cython"][1], outputs["numpy"][1], np.dtype(dtype), assert_close,
                      "forward after set_weights")
 
@@ -1015,7 +1225,7 @@ def test_set_weights(data, assert_close):
 # =============================================================================
 # fit
 # =============================================================================
-@examples(60)
+@examples(150)
 @given(data=st.data())
 def test_fit(data, assert_close):
     draw = data.draw
@@ -1057,23 +1267,45 @@ def test_fit(data, assert_close):
     kwargs = {}
     scalar_args = []
     for name, (valid, wrong) in scalars.items():
-        if wrong and draw(st.integers(0, 99)) < 4:
+        if wrong and chance(draw, 2):
             arg = Arg(name, draw(st.sampled_from(wrong)), bad="scalar")
         else:
             arg = Arg(name, valid)
         kwargs[name] = arg.value
         scalar_args.append(arg)
-    args = [X, Y, lengths] + scalar_args
+    validation = []
+    if chance(draw, 25):
+        # validation_data: its own batch and length; errors in it name validation_data.
+        v_batch, v_steps = 2 + draw(st.integers(-2, 2)), 3 + draw(st.integers(-2, 2))
+        Xv = draw_X(draw, config, v_batch, v_steps, False, rate=8)
+        if Xv.bad is None:
+            Xv = real_arg(draw, "X", (v_batch, v_steps, config["input_size"]),
+                          config["dtype"], magnitudes=["normal", "int", "zeros"])
+            if v_batch == 0:
+                Xv.bad = "empty-batch"
+        v_lengths = draw_lengths(draw, v_batch, v_steps, False)
+        Yv = draw_Y(draw, config, v_batch, v_steps, False, v_lengths)
+        if Yv.bad is None:
+            Yv = real_arg(draw, "Y", np.shape(Yv.value), config["dtype"],
+                          magnitudes=["normal", "int", "zeros"])
+        validation = [Xv, Yv] + ([v_lengths] if v_lengths.value is not None else [])
+        for arg in validation:
+            arg.name = "validation_data"
+        kwargs["validation_data"] = tuple(arg.value for arg in validation)
+        if chance(draw, 50) and not any(arg.bad for arg in validation):
+            kwargs["early_stopping"] = {"patience": 1, "restore_best": draw(st.booleans())}
+    args = [X, Y, lengths] + scalar_args + validation
     note(f"config={config} batch={batch} steps={steps} args={args}")
-    take_snapshots([X, Y, lengths])
+    take_snapshots([X, Y, lengths] + validation)
     outcomes = {}
     models = {}
     for backend in BACKENDS:
         models[backend] = make_model(config)
         model = models[backend]
         outcomes[backend] = _on(backend, lambda: model.fit(X.value, Y.value,
-                                                            lengths=lengths.value, **kwargs))
-    assert_unchanged([X, Y, lengths])
+                                                            lengths=lengths.value, **kwargs),
+                                [a.value for a in args])
+    assert_unchanged([X, Y, lengths] + validation)
     if bad(args):
         check_rejected(outcomes, bad(args))
         count("test_properties::test_fit", "rejected")
@@ -1090,7 +1322,11 @@ def test_fit(data, assert_close):
     check_accepted(outcomes, args)
     count("test_properties::test_fit", "valid")
     for backend, (_, history, _) in outcomes.items():
-        assert history.epochs == kwargs["epochs"]
+        if history.stopped_early:
+            assert history.epochs <= kwargs["epochs"]
+        else:
+            assert history.epochs == kwargs["epochs"]
+        assert len(history.val_loss) == (history.epochs if validation else 0)
         assert np.isfinite(models[backend].parameters).all()
         assert models[backend].parameters.dtype == dtype
     if len(outcomes) == 2:
@@ -1098,6 +1334,9 @@ def test_fit(data, assert_close):
                      assert_close, "weights after fit", rtol=FIT_RTOL[dtype])
         assert_agree(np.array(outcomes["cython"][1].loss), np.array(outcomes["numpy"][1].loss),
                      np.dtype(np.float64), assert_close, "history.loss", rtol=FIT_RTOL[dtype])
+        assert_agree(np.array(outcomes["cython"][1].val_loss),
+                     np.array(outcomes["numpy"][1].val_loss), np.dtype(np.float64),
+                     assert_close, "history.val_loss", rtol=FIT_RTOL[dtype])
 
 
 # =============================================================================
@@ -1120,7 +1359,7 @@ def _make_optimizer(name):
     return optimizers.SGD(lr=0.1, momentum=0.9) if name == "sgd" else optimizers.Adam(lr=0.1)
 
 
-@examples(100)
+@examples(150)
 @given(data=st.data())
 def test_optimizer_step(data):
     draw = data.draw
@@ -1137,7 +1376,7 @@ def test_optimizer_step(data):
         params = Arg("params", model)
     elif form == "flat":
         n = draw(st.integers(0, 7))
-        if draw(st.integers(0, 99)) < 15:
+        if chance(draw, 15):
             value = draw(st.sampled_from([
                 np.zeros(n, dtype=np.int64), np.zeros((n, 2)), [0.0] * n, np.zeros(n) + 0j,
                 "params", np.zeros(n)[::-1].copy()]))
@@ -1154,7 +1393,7 @@ def test_optimizer_step(data):
         value = {k: np.asarray(np.random.default_rng(i).normal(size=s), dtype=dtype)
                  for i, (k, s) in enumerate(shapes.items())}
         params = Arg("params", value)
-        if draw(st.integers(0, 99)) < 15:
+        if chance(draw, 15):
             key = keys[0]
             params.value[key] = draw(st.sampled_from([
                 params.value[key].astype(np.int64), params.value[key].tolist(),
@@ -1174,7 +1413,7 @@ def test_optimizer_step(data):
             grads[key] = arg.value
             if arg.bad:
                 grads_bad.append(arg)
-        if draw(st.integers(0, 99)) < 5:
+        if chance(draw, 5):
             grads["zz"] = np.zeros(1)
             grads_bad.append(Arg("grads", grads, bad="extra-key"))
         grads_arg = Arg("grads", grads)
@@ -1243,7 +1482,7 @@ def test_optimizer_step(data):
     assert np.max(np.abs(got[finite] - expected[finite]), initial=0.0) <= tolerance * scale
 
 
-@examples(80)
+@examples(120)
 @given(data=st.data())
 def test_clip_gradients(data):
     draw = data.draw
@@ -1260,7 +1499,7 @@ def test_clip_gradients(data):
         values, _ = draw_values(draw, shape, model_dtype=dtype,
                                 magnitudes=["normal", "large", "tiny", "zeros", "int"])
         grads[key] = values.astype(dtype)
-        if draw(st.integers(0, 99)) < 8:
+        if chance(draw, 8):
             kind = draw(st.sampled_from(["int", "list", "complex", "readonly", "str"]))
             grads[key] = {"int": values.astype(np.int64), "list": values.tolist(),
                           "complex": values + 0j, "str": values.astype(str),
@@ -1268,15 +1507,15 @@ def test_clip_gradients(data):
             name = f"grads[{key!r}]" if as_dict else "grads"
             corrupted.append(Arg("grads", grads[key], bad=kind, info=name))
     value = grads if as_dict else grads["flat"]
-    if not as_dict and not corrupted and draw(st.integers(0, 99)) < 10:
+    if not as_dict and not corrupted and chance(draw, 10):
         value = value.reshape(1, -1)
         corrupted.append(Arg("grads", value, bad="2-d"))
     clip_value = draw(st.sampled_from([None, 0.5, 3.0, 1e-3]))
     clip_norm = draw(st.sampled_from([None, 1.0, 1e-2, 1e6]))
-    if draw(st.integers(0, 99)) < 8:
+    if chance(draw, 8):
         clip_value = draw(st.sampled_from([0.0, -1.0, float("nan"), "1"]))
         corrupted.append(Arg("value", clip_value, bad="scalar"))
-    if draw(st.integers(0, 99)) < 8:
+    if chance(draw, 8):
         clip_norm = draw(st.sampled_from([0.0, -1.0, float("inf"), [1.0]]))
         corrupted.append(Arg("norm", clip_norm, bad="scalar"))
     note(f"grads={value!r} value={clip_value} norm={clip_norm} bad={corrupted}")
@@ -1314,11 +1553,11 @@ def test_clip_gradients(data):
 # =============================================================================
 # data helpers
 # =============================================================================
-@examples(100)
+@examples(150)
 @given(data=st.data())
 def test_sliding_windows(data):
     draw = data.draw
-    n = draw(st.integers(0, 12))
+    n = 8 + draw(st.integers(-8, 6))  # shrinks towards 8 steps, which fit a window
     k = draw(st.integers(1, 3))
     one_d = draw(st.booleans())
     shape = (n,) if one_d else (n, k)
@@ -1328,7 +1567,7 @@ def test_sliding_windows(data):
                          magnitudes=MAGNITUDES),
         rate=10, kinds=["complex", "object", "str", "datetime", "ndim", "scalar"],
         bad_ndims=[0, 3])
-    if series.bad is None and draw(st.integers(0, 99)) < 10 and n:
+    if series.bad is None and chance(draw, 10) and n:
         values = np.array(series.canonical)
         values.reshape(-1)[draw(st.integers(0, values.size - 1))] = np.nan
         series = Arg("series", values, values.copy(), info="with NaN")  # NaN is allowed
@@ -1336,7 +1575,7 @@ def test_sliding_windows(data):
     targets = Arg("targets", None)
     if use_targets:
         t_shape = (n,) if draw(st.booleans()) else (n, draw(st.integers(1, 2)))
-        if draw(st.integers(0, 99)) < 10:
+        if chance(draw, 10):
             t_shape = (n + draw(st.sampled_from([1, 2])),) + t_shape[1:]
             targets = Arg("targets", np.zeros(t_shape), bad="rows")
         else:
@@ -1349,15 +1588,15 @@ def test_sliding_windows(data):
     horizon = draw(st.integers(0 if use_targets else 1, 3))
     window_arg = Arg("window", window)
     horizon_arg = Arg("horizon", horizon)
-    if draw(st.integers(0, 99)) < 8:
+    if chance(draw, 8):
         window_arg = Arg("window", draw(st.sampled_from([0, -1, 2.0, True, "3", None])),
                          bad="scalar")
-    if draw(st.integers(0, 99)) < 8:
+    if chance(draw, 8):
         horizon_arg = Arg("horizon", draw(st.sampled_from([-1, 1.5, None, "1"] +
                                                           ([] if use_targets else [0]))),
                           bad="scalar")
     many = Arg("many_to_many", draw(st.booleans()))
-    if draw(st.integers(0, 99)) < 5:
+    if chance(draw, 5):
         many = Arg("many_to_many", draw(st.sampled_from([1, "yes", None])), bad="scalar")
     args = [series, targets, window_arg, horizon_arg, many]
     note(f"args={args}")
@@ -1392,23 +1631,23 @@ def test_sliding_windows(data):
     assert np.array_equal(Y.astype(np.float64), expected_Y, equal_nan=True)
 
 
-@examples(80)
+@examples(100)
 @given(data=st.data())
 def test_train_val_test_split(data):
     draw = data.draw
     n = draw(st.integers(0, 40))
-    count_arrays = draw(st.integers(0, 3))
+    count_arrays = 1 + draw(st.integers(-1, 2))  # no array at all is an error
     arrays = []
     corrupted = []
     for index in range(count_arrays):
         rows = n
-        if index > 0 and draw(st.integers(0, 99)) < 8:
+        if index > 0 and chance(draw, 8):
             rows = n + 1
             corrupted.append(Arg("arrays", None, bad="rows"))
         shape = (rows,) + tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
         values = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
         form = draw(st.sampled_from(["array", "list", "F", "readonly", "scalar"]))
-        if form == "scalar" and draw(st.integers(0, 99)) < 30:
+        if form == "scalar" and chance(draw, 30):
             arrays.append(np.float64(3.0))
             corrupted.append(Arg("array", None, bad="scalar"))
             continue
@@ -1416,7 +1655,7 @@ def test_train_val_test_split(data):
                        "readonly": np.broadcast_to(values, shape)}.get(form, values))
     fractions = draw(st.sampled_from([(0.7, 0.15, 0.15), (0.5, 0.5, 0.0), (1.0, 0.0, 0.0),
                                       (0.2, 0.3, 0.5), (0.6, 0.0, 0.4)]))
-    if draw(st.integers(0, 99)) < 10:
+    if chance(draw, 10):
         fractions = draw(st.sampled_from([(0.5, 0.5), (0.0, 0.5, 0.5), (0.5, 0.5, 0.5),
                                           (-0.1, 0.6, 0.5), (float("nan"), 0.5, 0.5),
                                           ("a", 0.5, 0.5), 0.7, None]))
@@ -1454,7 +1693,7 @@ def test_train_val_test_split(data):
         assert np.array_equal(joined.reshape(np.shape(array)), np.asarray(array))
 
 
-@examples(80)
+@examples(120)
 @given(data=st.data())
 def test_standard_scaler(data):
     draw = data.draw
@@ -1513,7 +1752,7 @@ def test_standard_scaler(data):
 # =============================================================================
 # the estimator
 # =============================================================================
-@examples(40)
+@examples(50)
 @given(data=st.data())
 def test_estimator(data, assert_close):
     from elman.estimator import RNNRegressor
@@ -1539,7 +1778,7 @@ def test_estimator(data, assert_close):
                       bad_ndims=[0, 3])
     if X.bad is None and n == 0:
         X.bad = "empty"
-    if X.bad is None and y.bad is None and draw(st.integers(0, 99)) < 8:
+    if X.bad is None and y.bad is None and chance(draw, 8):
         y = Arg("y", np.zeros(n + 1), bad="rows")
     est_window = None if three_d or features == 1 else window
     params = dict(hidden_size=draw(st.sampled_from([1, 3])), epochs=draw(st.integers(0, 2)),
@@ -1553,7 +1792,7 @@ def test_estimator(data, assert_close):
         def run():
             regressor = RNNRegressor(**params).fit(X.value, y.value)
             return regressor.predict(X.value)
-        outcomes[backend] = _on(backend, run)
+        outcomes[backend] = _on(backend, run, [X.value, y.value])
     assert_unchanged(args)
     if bad(args):
         # scikit-learn's conventions: ValueError or TypeError (some of its standard
@@ -1580,7 +1819,7 @@ def test_estimator(data, assert_close):
 # =============================================================================
 # load: arbitrary bytes
 # =============================================================================
-@examples(100)
+@examples(150)
 @given(content=st.one_of(
     st.binary(max_size=2048),
     # Bytes that begin like a zip archive (local header / end of directory).
@@ -1598,3 +1837,52 @@ def test_load_arbitrary_bytes(content, tmp_path_factory):
             count("test_properties::test_load_arbitrary_bytes", "rejected")
         else:
             raise AssertionError("arbitrary bytes loaded as a model")
+
+
+# =============================================================================
+# the checks themselves are not blind
+# =============================================================================
+def test_kernel_contract_checks_catch_violations():
+    """The contract wrapper used above rejects what the kernels must never get."""
+    kernels = _backend.get_kernels("numpy")
+    model = elman.RNN(2, 3, 1, seed=0)
+    I, H, O, L = 2, 3, 1, 1
+    X = np.zeros((2, 4, 2))
+    caller = np.zeros((2, 4, 1))
+
+    def forward(checked, **override):
+        arguments = dict(theta=model._theta, X=X, h0=np.zeros((1, 2, 3)),
+                         lengths=np.full(2, 4, dtype=np.intp), Y_out=np.empty((2, 4, 1)),
+                         h_last=np.empty((1, 2, 3)))
+        arguments.update(override)
+        checked.forward(arguments["theta"], I, H, O, L, True, arguments["X"],
+                        arguments["h0"], arguments["lengths"], arguments["Y_out"],
+                        arguments["h_last"])
+
+    forward(_CheckedKernels(kernels, []))  # the valid call passes
+    violations = {
+        "strided X": dict(X=np.zeros((2, 4, 4))[:, :, ::2]),
+        "float32 X": dict(X=X.astype(np.float32)),
+        "h0 batch": dict(h0=np.zeros((1, 3, 3))),
+        "lengths 0": dict(lengths=np.array([0, 4], dtype=np.intp)),
+        "lengths int32": dict(lengths=np.full(2, 4, dtype=np.int32)),
+        "lengths > T": dict(lengths=np.array([5, 4], dtype=np.intp)),
+        "Y_out shape": dict(Y_out=np.empty((2, 1, 1))),
+        "theta length": dict(theta=model._theta[:-1].copy()),
+        "output is the caller's": dict(Y_out=caller),
+    }
+    for what, override in violations.items():
+        with pytest.raises(KernelContractError):
+            forward(_CheckedKernels(kernels, [caller]), **override)
+    with pytest.raises(KernelContractError, match="feedback"):
+        _CheckedKernels(kernels, []).forecast(
+            model._theta, I, H, O, L, X, np.zeros((1, 2, 3)), np.array([2], dtype=np.intp),
+            np.zeros((2, 1, 2)), np.empty((2, 2, 1)), np.empty((1, 2, 3)))
+
+
+def test_kernel_spy_sees_valid_calls():
+    spy = KernelSpy()
+    model = elman.RNN(2, 3, 1, seed=0)
+    with spy.watching():
+        model.forward(np.zeros((2, 4, 2)))
+    assert spy.calls == 1

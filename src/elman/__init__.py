@@ -6,22 +6,28 @@
 ("cython") or their NumPy twin ("numpy") are in use (see ``ELMAN_BACKEND``).
 """
 
-from elman import optimizers
+from elman import datasets, optimizers, preprocessing, training
 from elman._backend import compiled_available, use_backend
 from elman._version import __version__
 from elman.model_file import load
 from elman.optimizers import clip_gradients
 from elman.rnn import RNN
+from elman.training import History, TrainingDivergedError
 
 __all__ = [
     "BACKEND",
+    "History",
     "RNN",
     "RNNRegressor",
     "__version__",
     "clip_gradients",
+    "TrainingDivergedError",
     "compiled_available",
+    "datasets",
     "load",
     "optimizers",
+    "preprocessing",
+    "training",
     "use_backend",
 ]
 

@@ -85,6 +85,12 @@ class TaskResult:
         ``fit(..., seed=fit_seed)`` reproduce this task on its own.
     params : dict
         This task's entry of ``params`` (empty without params).
+    kernels : str
+        The kernels the task ran on where it ran: "numpy", or "cython" and the
+        compiled build's instruction set ("cython/avx2+fma", "cython/baseline").
+        Builds for different instruction sets round differently in the last bits,
+        so on a cluster of mixed CPUs compare this across tasks (or set
+        ``ELMAN_ISA=baseline`` for every worker) before expecting identical results.
     """
 
     index: int
@@ -94,6 +100,7 @@ class TaskResult:
     traceback: object = None
     seeds: tuple = ()
     params: dict = field(default_factory=dict)
+    kernels: str = ""
 
     @property
     def ok(self):
@@ -246,8 +253,11 @@ def _windows(task, settings):
 def _fit_task(index, task, settings, seeds, backend, template):
     """Train one model; runs in a worker. Never raises an Exception: failures are data."""
     model_seed, fit_seed = seeds
+    kernels = backend
     try:
         with _backend.use_backend(backend):
+            isa = getattr(_backend.get_kernels(), "INSTRUCTION_SET", None)
+            kernels = backend if isa is None else f"{backend}/{isa}"
             X, Y = _windows(task, settings)
             fit_kwargs = {k: v for k, v in settings.items()
                           if k not in _MODEL_KEYS and k not in _WINDOW_KEYS}
@@ -271,8 +281,8 @@ def _fit_task(index, task, settings, seeds, backend, template):
             history = model.fit(X, Y, seed=fit_seed, **fit_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported for this task, others go on
         return TaskResult(index, error=f"{type(exc).__name__}: {exc}",
-                          traceback=traceback.format_exc(), seeds=seeds)
-    return TaskResult(index, model=model, history=history, seeds=seeds)
+                          traceback=traceback.format_exc(), seeds=seeds, kernels=kernels)
+    return TaskResult(index, model=model, history=history, seeds=seeds, kernels=kernels)
 
 
 def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
@@ -356,7 +366,8 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
     ``ELMAN_BACKEND`` here), passed to the worker explicitly: a worker process
     would otherwise choose from its own ``ELMAN_BACKEND``, and a worker thread
     would not see ``use_backend``. So the results do not depend on the joblib
-    backend or the number of workers.
+    backend or the number of workers. Across machines they also need the same
+    compiled build: ``result[i].kernels`` says which one each task ran on.
 
     Callbacks and other objects in the settings are shared by all tasks under
     threads and copied under processes; make a callback safe to call from several
