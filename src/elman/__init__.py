@@ -11,6 +11,7 @@ from elman._backend import compiled_available, use_backend
 from elman._version import __version__
 from elman.model_file import load
 from elman.optimizers import clip_gradients
+from elman.parallel import FitManyResult, fit_many
 from elman.rnn import RNN
 from elman.training import History, TrainingDivergedError
 
@@ -22,7 +23,9 @@ __all__ = [
     "__version__",
     "clip_gradients",
     "TrainingDivergedError",
+    "FitManyResult",
     "compiled_available",
+    "fit_many",
     "datasets",
     "load",
     "optimizers",
