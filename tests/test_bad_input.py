@@ -67,7 +67,7 @@ BAD_CALLS = [
      r"X is an empty sequence"),
     ("X-empty-time-forecast", lambda: m2m().forecast(np.zeros((B, 0, I)), 2,
                                                      feedback=[0, 1]), ValueError,
-     r"X is an empty sequence"),
+     r"history is an empty sequence"),
     # --- X: not real numbers
     ("X-strings", lambda: m2m().forward(np.full((B, T, I), "1.0")), TypeError,
      r"X must hold real numbers; got an array of dtype <U3"),
@@ -91,7 +91,7 @@ BAD_CALLS = [
      r"X contains NaN or inf"),
     ("X-nan-forecast", lambda: m2m().forecast(with_value(X_OK, 0, np.nan), 2,
                                               feedback=[0, 1]), ValueError,
-     r"X contains NaN or inf"),
+     r"history contains NaN or inf"),
     ("X-overflows-float32", lambda: m2m("float32").forward(with_value(X_OK, 0, 1e39)),
      ValueError, r"X has values too large for float32"),
     # --- Y

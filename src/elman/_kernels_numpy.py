@@ -95,14 +95,21 @@ def recurrence_backward(dH, Hs, Whh, lengths, dA):
 _recurrences = _gemm_path.Recurrences(recurrence_forward, recurrence_backward)
 
 
+# Valid but extreme inputs (targets of 1e300, say) overflow to inf on the way; the
+# compiled kernels return the same inf silently, so the twin does not warn either.
+_QUIET = dict(over="ignore", invalid="ignore")
+
+
 def forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
-    _gemm_path.forward(_recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths,
-                       Y_out, h_last)
+    with np.errstate(**_QUIET):
+        _gemm_path.forward(_recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths,
+                           Y_out, h_last)
 
 
 def loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
-    return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, many_to_many, X, Y,
-                                    h0, lengths, grad)
+    with np.errstate(**_QUIET):
+        return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, many_to_many, X,
+                                        Y, h0, lengths, grad)
 
 
 def train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,

@@ -414,8 +414,12 @@ class RNNRegressor(*_BASES):
         model_seed, shuffle_seed = _seeds(self.random_state)
 
         if self.scale_target:
-            mean = Y.mean(axis=0)
-            scale = Y.std(axis=0)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean = Y.mean(axis=0)
+                scale = Y.std(axis=0)
+            if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+                raise ValueError("y has values too large to standardise (their mean or "
+                                 "standard deviation overflows float64)")
             scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
         else:
             mean = np.zeros(Y.shape[1])

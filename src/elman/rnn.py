@@ -249,12 +249,15 @@ class RNN:
         self._theta = theta
 
     # ------------------------------------------------------------- validation
-    def _check_X(self, X):
-        """(B, T, I) contiguous array in the model's dtype, and whether X was unbatched."""
-        array = as_numeric_array("X", X)
+    def _check_X(self, X, name="X"):
+        """(B, T, I) contiguous array in the model's dtype, and whether X was unbatched.
+
+        ``name`` is the argument's name in error messages (``history`` for forecast).
+        """
+        array = as_numeric_array(name, X)
         if array.ndim not in (2, 3):
             raise ValueError(
-                f"X must have shape (batch, time, {self.input_size}) or (time, "
+                f"{name} must have shape (batch, time, {self.input_size}) or (time, "
                 f"{self.input_size}); got {array.ndim} dimensions, shape "
                 f"{shape_text(array.shape)}"
             )
@@ -263,12 +266,12 @@ class RNN:
             array = array[None]
         if array.shape[2] != self.input_size:
             raise ValueError(
-                f"X must have {self.input_size} features on its last axis (input_size); got "
-                f"shape {shape_text(array.shape[1:] if unbatched else array.shape)}"
+                f"{name} must have {self.input_size} features on its last axis (input_size); "
+                f"got shape {shape_text(array.shape[1:] if unbatched else array.shape)}"
             )
         if array.shape[1] == 0:
-            raise ValueError("X is an empty sequence: its time axis has length 0")
-        return as_float_array("X", array, self.dtype), unbatched
+            raise ValueError(f"{name} is an empty sequence: its time axis has length 0")
+        return as_float_array(name, array, self.dtype), unbatched
 
     def _check_h0(self, h0, batch, unbatched):
         L, H = self.num_layers, self.hidden_size
@@ -482,7 +485,7 @@ class RNN:
             hidden_size) states.
         """
         I, H, O, L = self.input_size, self.hidden_size, self.output_size, self.num_layers
-        X, unbatched = self._check_X(history)
+        X, unbatched = self._check_X(history, "history")
         steps = check_int("steps", steps, 1)
         batch = X.shape[0]
         h0 = self._check_h0(h0, batch, unbatched)
