@@ -329,6 +329,11 @@ def clip_gradients(grads, value=None, norm=None):
     """
     clip_value = 0.0 if value is None else _check_positive("value", value)
     clip_norm = 0.0 if norm is None else _check_positive("norm", norm)
+    from elman.rnn import Gradients
+
+    if isinstance(grads, Gradients) and grads.intact():
+        # The arrays tile one flat vector: clip it directly (same result, no gather).
+        return clip_flat(grads.flat, clip_value, clip_norm)
     if isinstance(grads, np.ndarray):
         if grads.ndim != 1 or grads.dtype.kind != "f":
             raise TypeError("grads must be a dict of float arrays or one flat float array")

@@ -51,6 +51,31 @@ def _recurrences(kernels):
     return _gemm_path.Recurrences(kernels.recurrence_forward, kernels.recurrence_backward)
 
 
+class Gradients(dict):
+    """The gradients ``RNN.loss_and_grad`` returns: a dict of arrays by weight name.
+
+    Every array is a view into one flat vector laid out like the model's
+    parameters (``flat``), so ``clip_gradients`` and ``Optimizer.step`` can work on
+    that one vector instead of gathering the dict: at the tutorials' sizes that
+    halves the cost of a hand-written training step. Edit the arrays in place
+    freely; once an entry is replaced, added or removed the dict is treated as an
+    ordinary dict again.
+    """
+
+    def __init__(self, views, flat):
+        super().__init__(views)
+        self.flat = flat
+        self._views = tuple(views.values())
+
+    def intact(self):
+        """True while every entry is still the original view into ``flat``."""
+        return (len(self) == len(self._views)
+                and all(a is b for a, b in zip(self.values(), self._views)))
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+
 class RNN:
     """A vanilla (Elman) recurrent network with a linear head, trained by exact BPTT.
 
@@ -225,7 +250,10 @@ class RNN:
 
     def _apply_update(self, optimizer, grads):
         """One optimizer step on the flat parameters (for Optimizer.step(model, ...))."""
-        if isinstance(grads, dict):
+        if (isinstance(grads, Gradients) and grads.intact()
+                and grads.flat.shape == self._theta.shape):
+            flat = grads.flat.astype(self.dtype, copy=False)
+        elif isinstance(grads, dict):
             shapes = self._weight_shapes()
             if set(grads) != set(shapes):
                 raise ValueError(f"grads must have exactly the keys {sorted(shapes)}")
@@ -408,7 +436,7 @@ class RNN:
         Y = self._check_Y(Y, batch, steps, unbatched, lengths)
         grad = np.empty_like(self._theta)
         loss = self._loss_and_grad_checked(X, Y, h0, lengths, grad)
-        return loss, self._views(grad)
+        return loss, Gradients(self._views(grad), grad)
 
     def _loss_and_grad_checked(self, X, Y, h0, lengths, grad):
         I, H, O, L = self.input_size, self.hidden_size, self.output_size, self.num_layers
