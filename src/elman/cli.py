@@ -32,6 +32,7 @@ matplotlib), with a one-line message on stderr; 1 if training diverges.
 """
 
 import argparse
+import contextlib
 import csv
 import importlib
 import importlib.util
@@ -233,6 +234,19 @@ class _Table:
         return self.dataset[name]
 
 
+@contextlib.contextmanager
+def _opening(path, what):
+    """Turn the OSErrors of opening ``path`` into one-line CLIErrors."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path}: is a directory, not {what}") from None
+    except OSError as exc:
+        raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
 def _load_table(path, columns):
     """The bundled weather data (path None) or a CSV, as a _Table; CLIError on failure."""
     from elman.datasets import load_csv, load_weather
@@ -241,13 +255,8 @@ def _load_table(path, columns):
         return _Table(load_weather(), "the bundled weather data (NOAA daily, one US station)",
                       bundled=True)
     try:
-        dataset = load_csv(path, columns=columns)
-    except FileNotFoundError:
-        raise CLIError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CLIError(f"{path}: is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        with _opening(path, "a CSV file"):
+            dataset = load_csv(path, columns=columns)
     except UnicodeDecodeError as exc:
         raise CLIError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
                        f"{exc.start})") from None
@@ -652,13 +661,8 @@ def _load_cli_model(path):
     from elman.model_file import ModelFileError, load_with_metadata
 
     try:
-        loaded = load_with_metadata(path)
-    except FileNotFoundError:
-        raise CLIError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CLIError(f"{path}: is a directory, not a model file") from None
-    except OSError as exc:
-        raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        with _opening(path, "a model file"):
+            loaded = load_with_metadata(path)
     except ModelFileError as exc:
         raise CLIError(str(exc)) from None
     extra = loaded.extra or {}
