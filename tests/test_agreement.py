@@ -61,8 +61,8 @@ def _cases():
         Case(3, 3, 2, 300, 1, 2, False, "float64", True, True, 9),
         Case(3, 3, 2, 300, 2, 1, True, "float32", True, True, 10),
         # batch * hidden**2 above rnn.FUSED_MAX_BATCH_HIDDEN2 at moderate sizes.
-        Case(24, 5, 3, 64, 2, 1, True, "float64", True, True, 11),
-        Case(40, 4, 2, 48, 1, 2, False, "float32", True, True, 12),
+        Case(40, 5, 3, 128, 2, 1, True, "float64", True, True, 11),
+        Case(12, 4, 2, 256, 1, 2, False, "float32", True, True, 12),
     ]
     rng = np.random.default_rng(20261122)
     for k in range(28):
@@ -204,7 +204,7 @@ def test_cases_cover_both_dispatch_regimes(compiled_kernels):
 @pytest.mark.parametrize("batch, hidden, route", [
     (1, 300, "fused"),   # batch 1 always stays on the fused loops
     (2, 8, "fused"),
-    (24, 64, "gemm"),    # batch * hidden**2 above rnn.FUSED_MAX_BATCH_HIDDEN2
+    (40, 128, "gemm"),   # batch * hidden**2 above rnn.FUSED_MAX_BATCH_HIDDEN2
 ])
 def test_model_dispatch_takes_the_route_it_says(batch, hidden, route, compiled_kernels,
                                                 monkeypatch):
@@ -253,24 +253,41 @@ def test_recurrence_kernels_match_twin(batch, steps, hidden, dtype, ragged, comp
                else np.full(batch, steps)).astype(np.intp)
     dH = rng.normal(size=(batch, steps, hidden)).astype(dtype)
 
+    # The recurrences are time-major: (T, B, H).
+    P, dH = P.transpose(1, 0, 2).copy(), dH.transpose(1, 0, 2).copy()
     results = {}
     for name, kernels in (("cython", compiled_kernels), ("numpy", twin_kernels)):
-        Hs = np.full((batch, steps, hidden), np.nan, dtype=dtype)
+        Hs = np.full((steps, batch, hidden), np.nan, dtype=dtype)
         kernels.recurrence_forward(P, Whh, h0, lengths, Hs)
-        dA = np.full((batch, steps, hidden), np.nan, dtype=dtype)
-        kernels.recurrence_backward(dH, Hs, Whh, lengths, dA)
+        dA = _backward_in_blocks(kernels, dH, Hs, Whh, lengths)
         # The contract's padding rules hold exactly on each backend.
         for b in range(batch):
-            held = Hs[b, lengths[b] - 1]
-            assert np.array_equal(Hs[b, lengths[b]:], np.broadcast_to(
-                held, Hs[b, lengths[b]:].shape)), f"{name}: padded states not held"
-            assert not np.any(dA[b, lengths[b]:]), f"{name}: padded dA not zero"
+            held = Hs[lengths[b] - 1, b]
+            assert np.array_equal(Hs[lengths[b]:, b], np.broadcast_to(
+                held, Hs[lengths[b]:, b].shape)), f"{name}: padded states not held"
+            assert not np.any(dA[lengths[b]:, b]), f"{name}: padded dA not zero"
         results[name] = Hs, dA
     assert_close(results["cython"][0], results["numpy"][0], dtype, what="Hs")
     # Compare the backward pass on the same Hs, so only recurrence_backward differs.
-    dA_twin = np.full_like(dH, np.nan)
-    twin_kernels.recurrence_backward(dH, results["cython"][0], Whh, lengths, dA_twin)
+    dA_twin = _backward_in_blocks(twin_kernels, dH, results["cython"][0], Whh, lengths)
     assert_close(results["cython"][1], dA_twin, dtype, what="dA")
+    # Whole sequence in one block: the same deltas as block by block.
+    dA_whole = _backward_in_blocks(compiled_kernels, dH, results["cython"][0], Whh, lengths,
+                                   block=steps)
+    assert_close(results["cython"][1], dA_whole, dtype, what="dA, one block")
+
+
+def _backward_in_blocks(kernels, dH, Hs, Whh, lengths, block=3):
+    """recurrence_backward over blocks of ``block`` steps, last block first, carrying
+    Whh^T da across the blocks as _gemm_path does."""
+    steps, batch, hidden = dH.shape
+    dA = np.full_like(dH, np.nan)
+    carry = np.zeros((batch, hidden), dtype=dH.dtype)
+    for stop in range(steps, 0, -block):
+        start = max(0, stop - block)
+        kernels.recurrence_backward(dH[start:stop], Hs[start:stop], Whh, lengths, start,
+                                    carry, dA[start:stop])
+    return dA
 
 
 @pytest.mark.parametrize("layers, inputs, outputs, feedback, dtype", [

@@ -91,9 +91,9 @@ from elman.rnn import _use_fused_loops
 from elman.training import TrainingDivergedError
 
 DTYPES = ["float64", "float32"]
-# (hidden, batch): 8 x 4 runs the compiled fused loops; 70 x 16 the GEMM path
-# (batch * hidden**2 = 78400 > FUSED_MAX_BATCH_HIDDEN2).
-PATHS = {"fused": (8, 4), "gemm": (70, 16)}
+# (hidden, batch): 8 x 4 runs the compiled fused loops; 128 x 40 the GEMM path
+# (batch * hidden**2 = 655360 > FUSED_MAX_BATCH_HIDDEN2).
+PATHS = {"fused": (8, 4), "gemm": (128, 40)}
 CROSS_BACKEND_BOUND = {"float64": 1e-12, "float32": 1e-4}
 
 

@@ -231,10 +231,10 @@ def test_saturated_problems_are_saturated():
 def test_gradient_at_gemm_path_sizes(many_to_many, backend):
     """batch * hidden**2 above the fused-loop threshold, a few coordinates per array."""
     model, X, Y, h0, lengths = make_problem(
-        seed=11, batch=20, steps=4, inputs=3, hidden=64, outputs=2, layers=2,
+        seed=11, batch=40, steps=4, inputs=3, hidden=128, outputs=2, layers=2,
         many_to_many=many_to_many, nonzero_h0=True, ragged=True, weight_scale=1.5)
     if backend == "cython":
-        assert not rnn._use_fused_loops(elman._backend.get_kernels(), 20, 64)
+        assert not rnn._use_fused_loops(elman._backend.get_kernels(), 40, 128)
     checked = finite_difference_check(model, X, Y, h0, lengths, coordinates=3)
     assert checked == sum(min(3, w.size) for w in model.get_weights().values())
 

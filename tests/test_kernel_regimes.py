@@ -29,19 +29,23 @@ def test_recurrences_agree_in_each_regime(index, dtype, ragged, compiled_kernels
     assert bool(compiled_kernels._use_blas_recurrence(batch, hidden)) == blas
     steps = 6
     rng = np.random.default_rng(index)
-    P = rng.normal(size=(batch, steps, hidden)).astype(dtype)
+    P = rng.normal(size=(steps, batch, hidden)).astype(dtype)  # time-major
     Whh = (rng.normal(size=(hidden, hidden)) / np.sqrt(hidden)).astype(dtype)
     h0 = rng.normal(size=(batch, hidden)).astype(dtype) * 0.5
     lengths = np.full(batch, steps, dtype=np.intp)
     if ragged:
         lengths = rng.integers(1, steps + 1, size=batch).astype(np.intp)
-    dH = rng.normal(size=(batch, steps, hidden)).astype(dtype)
+    dH = rng.normal(size=(steps, batch, hidden)).astype(dtype)
     results = []
     for kernels in (compiled_kernels, twin_kernels):
         Hs = np.empty_like(P)
         kernels.recurrence_forward(P, Whh, h0, lengths, Hs)
+        # Backward in two blocks, steps [2, 6) then [0, 2), carrying Whh^T da across.
         dA = np.empty_like(P)
-        kernels.recurrence_backward(dH, Hs, Whh, lengths, dA)
+        carry = np.zeros((batch, hidden), dtype=dtype)
+        for start, stop in ((2, steps), (0, 2)):
+            kernels.recurrence_backward(dH[start:stop], Hs[start:stop], Whh, lengths, start,
+                                        carry, dA[start:stop])
         results.append((Hs, dA))
     assert_close(results[0][0], results[1][0], dtype, what="hidden states")
     assert_close(results[0][1], results[1][1], dtype, what="dA")

@@ -223,18 +223,20 @@ class _CheckedKernels:
         self._outputs(Y_out=Y_out, h_last=h_last)
 
     def _check_recurrence_forward(self, P, Whh, h0, lengths, Hs):
-        B, T, H = P.shape
-        self._floats(P.dtype, P=(P, (B, T, H)), Whh=(Whh, (H, H)), h0=(h0, (B, H)),
-                     Hs=(Hs, (B, T, H)))
+        T, B, H = P.shape
+        self._floats(P.dtype, P=(P, (T, B, H)), Whh=(Whh, (H, H)), h0=(h0, (B, H)),
+                     Hs=(Hs, (T, B, H)))
         self._lengths(lengths, B, T)
         self._outputs(Hs=Hs)
 
-    def _check_recurrence_backward(self, dH, Hs, Whh, lengths, dA):
-        B, T, H = dH.shape
-        self._floats(dH.dtype, dH=(dH, (B, T, H)), Hs=(Hs, (B, T, H)), Whh=(Whh, (H, H)),
-                     dA=(dA, (B, T, H)))
-        self._lengths(lengths, B, T)
-        self._outputs(dA=dA)
+    def _check_recurrence_backward(self, dH, Hs, Whh, lengths, start, carry, dA):
+        K, B, H = dH.shape
+        self._floats(dH.dtype, dH=(dH, (K, B, H)), Hs=(Hs, (K, B, H)), Whh=(Whh, (H, H)),
+                     carry=(carry, (B, H)), dA=(dA, (K, B, H)))
+        _expect(isinstance(start, int) and start >= 0, f"start {start!r}")
+        # The block does not know the sequence's full time, only that lengths >= 1.
+        self._lengths(lengths, B, np.iinfo(np.intp).max)
+        self._outputs(carry=carry, dA=dA)
 
 
 class KernelSpy:

@@ -320,15 +320,15 @@ AGREEMENT_CASES = {
              clip_value=1.0, clip_norm=2.0, seed=6),
         "fused"),
     "gemm-momentum-ragged": (
-        dict(input_size=2, hidden_size=48, output_size=2, num_layers=2, seed=5),
-        dict(seed=5, n=40, steps=4, inputs=2, outputs=2, ragged=True),
-        dict(epochs=2, batch_size=32, optimizer="momentum", lr=0.05, clip_norm=1.0, seed=7),
+        dict(input_size=2, hidden_size=128, output_size=2, num_layers=2, seed=5),
+        dict(seed=5, n=48, steps=4, inputs=2, outputs=2, ragged=True),
+        dict(epochs=2, batch_size=40, optimizer="momentum", lr=0.05, clip_norm=1.0, seed=7),
         "gemm"),
     "gemm-m2o-adam-float32": (
-        dict(input_size=2, hidden_size=48, output_size=1, return_sequences=False,
+        dict(input_size=2, hidden_size=128, output_size=1, return_sequences=False,
              dtype="float32", seed=6),
-        dict(seed=6, n=36, steps=4, inputs=2, outputs=1, many_to_many=False, ragged=True),
-        dict(epochs=2, batch_size=32, optimizer="adam", lr=0.01, clip_value=0.5, seed=8),
+        dict(seed=6, n=44, steps=4, inputs=2, outputs=1, many_to_many=False, ragged=True),
+        dict(epochs=2, batch_size=40, optimizer="adam", lr=0.01, clip_value=0.5, seed=8),
         "gemm"),
 }
 
@@ -446,7 +446,7 @@ def test_same_seed_same_weights_across_processes(backend):
 DIVERGENCE_CASES = {
     # id: (hidden, n, steps, tbptt); batch = n, so one update per epoch (per chunk).
     "fused": (8, 16, 20, None),
-    "gemm": (48, 32, 5, None),
+    "gemm": (128, 40, 5, None),
     "tbptt": (8, 16, 20, 5),
 }
 
@@ -516,7 +516,7 @@ def test_an_overflowing_update_keeps_the_last_finite_weights(route, backend):
     overflows. fit must stop there with the weights of the first step. (Before the
     check, fit returned the infinite weights without an error.)
     """
-    hidden, per_batch = (48, 32) if route == "gemm" else (3, 1)
+    hidden, per_batch = (128, 40) if route == "gemm" else (3, 1)
     model = elman.RNN(2, hidden, 1, seed=37)
     rng = np.random.default_rng(38)
     if route == "tbptt":

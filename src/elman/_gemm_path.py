@@ -1,11 +1,28 @@
 """Whole-step computations as BLAS products around the sequential recurrence.
 
-Everything that is not recurrent is hoisted out of the time loop into one matrix
-product over all steps and the whole batch: the input projection of each layer, the
-output head, and the weight-gradient sums. Only ``recurrence_forward`` and
+Everything that is not recurrent is hoisted out of the time loop into matrix
+products over many steps and the whole batch: the input projection of each layer,
+the output head, and the weight-gradient sums. Only ``recurrence_forward`` and
 ``recurrence_backward`` walk through time; they come from a kernel module (the
 NumPy twin's, or the compiled one's for large shapes), passed in as
 ``recurrences``. See ``_kernels_numpy`` for the contract of every argument.
+
+Layout: the caller's arrays are batch-major, (B, T, ...); inside, every sequence of
+states is time-major, (T, B, H). Then the states of one step, of a run of steps and
+of the step before each of them are all contiguous blocks, so that
+
+* every per-step product and elementwise pass works on one contiguous (B, H) block;
+* the weight gradient  sum_t da_t h_{t-1}^T  is one product of two contiguous
+  blocks (a run of dA against the same run of states shifted by one step), with no
+  copy of the states.
+
+Memory: the backward pass runs over blocks of ``_block_steps`` steps (at least
+about max(H, 256) sequence-steps each, so the weight-gradient products have a long
+inner dimension), from the last block to the first, with every layer handled
+within the block before moving on. The gradients reaching the states then never
+exist for the whole sequence at once: the extra memory of a step is the states, two
+blocks of about max(H, 256) x H, and a few weight-sized and (B, H) buffers (see
+bench/bench_suite.py, which measures it).
 """
 
 from collections import namedtuple
@@ -15,6 +32,11 @@ import numpy as np
 from elman.optimizers import apply_update, clip_flat
 
 Recurrences = namedtuple("Recurrences", ["forward", "backward"])
+
+# Sequence-steps (batch x steps) per backward block, at least: long enough that
+# the weight-gradient products (H x kB) (kB x H) run near the BLAS rate, short
+# enough that the two block buffers stay a few weights in size.
+_BLOCK_ROWS = 256
 
 
 def parameter_count(I, H, O, L):
@@ -53,15 +75,29 @@ def parameter_views(theta, I, H, O, L):
     return layers, Why, by
 
 
-def _run_layers(recurrences, layers, X, h0, lengths):
-    """Hidden sequences (B, T, H) of every layer, bottom first."""
-    batch, steps, _ = X.shape
+def _block_steps(batch, hidden, steps):
+    """Steps per backward block (see the module docstring)."""
+    rows = max(hidden, _BLOCK_ROWS)
+    return max(1, min(steps, -(-rows // batch)))
+
+
+def _time_major(A):
+    """(B, T, n) -> a C-contiguous (T, B, n) copy."""
+    return np.ascontiguousarray(A.transpose(1, 0, 2))
+
+
+def _run_layers(recurrences, layers, Xt, h0, lengths):
+    """Hidden sequences (T, B, H) of every layer, bottom first, from Xt (T, B, I)."""
+    steps, batch, _ = Xt.shape
     states = []
-    layer_input = X
+    layer_input = Xt
     for layer, (Wxh, Whh, bh) in enumerate(layers):
+        hidden = Whh.shape[0]
         # The input projection is computed into the buffer that then holds the
         # states: the recurrence runs in place, one sequence-sized buffer fewer.
-        Hs = layer_input @ Wxh.T
+        Hs = np.empty((steps, batch, hidden), dtype=Whh.dtype)
+        np.matmul(layer_input.reshape(steps * batch, Wxh.shape[1]), Wxh.T,
+                  out=Hs.reshape(steps * batch, hidden))
         Hs += bh
         recurrences.forward(Hs, Whh, h0[layer], lengths, Hs)
         states.append(Hs)
@@ -69,54 +105,67 @@ def _run_layers(recurrences, layers, X, h0, lengths):
     return states
 
 
-def _top_states(Hs_top, lengths, many_to_many):
-    """The top-layer states the head reads: (B, T, H), or (B, 1, H) at each last step."""
-    if many_to_many:
-        return Hs_top
-    batch = Hs_top.shape[0]
-    return Hs_top[np.arange(batch), lengths - 1][:, None, :]
+def _last_states(Hs, lengths):
+    """(B, H): each sequence's state after its last valid step, from Hs (T, B, H)."""
+    return Hs[lengths - 1, np.arange(Hs.shape[1])]
 
 
 def _valid_steps(lengths, steps):
-    """(B, T, 1) boolean mask of valid steps, or None when no sequence is padded."""
+    """(T, B, 1) boolean mask of valid steps, or None when no sequence is padded."""
     if np.all(lengths == steps):
         return None
-    return (np.arange(steps)[None, :] < lengths[:, None])[:, :, None]
+    return (np.arange(steps)[:, None] < lengths[None, :])[:, :, None]
 
 
 def forward(recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
     layers, Why, by = parameter_views(theta, I, H, O, L)
-    states = _run_layers(recurrences, layers, X, h0, lengths)
-    batch = X.shape[0]
-    last = lengths - 1
+    steps = X.shape[1]
+    states = _run_layers(recurrences, layers, _time_major(X), h0, lengths)
     for layer, Hs in enumerate(states):
-        h_last[layer] = Hs[np.arange(batch), last]
-    read = _top_states(states[-1], lengths, many_to_many)
-    np.matmul(read, Why.T, out=Y_out)
-    Y_out += by
-    if many_to_many:
-        valid = _valid_steps(lengths, X.shape[1])
-        if valid is not None:
-            np.copyto(Y_out, 0.0, where=~valid)
+        h_last[layer] = _last_states(Hs, lengths)
+    if not many_to_many:
+        np.matmul(h_last[L - 1], Why.T, out=Y_out[:, 0])
+        Y_out += by
+        return
+    Yt = states[-1] @ Why.T
+    Yt += by
+    valid = _valid_steps(lengths, steps)
+    if valid is not None:
+        Yt[~np.broadcast_to(valid, Yt.shape)] = 0.0
+    Y_out[...] = Yt.transpose(1, 0, 2)
 
 
 def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
+    return _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, _time_major(X),
+                          Y, h0, lengths, grad)
+
+
+def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, lengths,
+                   grad):
+    """loss_and_grad with the inputs already time-major, Xt (T, B, I); Y as the
+    contract has it (B, T or 1, O)."""
     layers, Why, by = parameter_views(theta, I, H, O, L)
     grad_layers, gWhy, gby = parameter_views(grad, I, H, O, L)
-    batch, steps, _ = X.shape
-    states = _run_layers(recurrences, layers, X, h0, lengths)
+    steps, batch, _ = Xt.shape
+    states = _run_layers(recurrences, layers, Xt, h0, lengths)
+    top = states[-1]
 
-    read = _top_states(states[-1], lengths, many_to_many)
-    diff = read @ Why.T
-    diff += by
-    diff -= Y
+    # Head and loss. diff is (T, B, O) time-major, or (B, O) for many-to-one.
     if many_to_many:
-        valid = _valid_steps(lengths, steps)
+        read = top
+        diff = top @ Why.T
+        diff += by
+        diff -= Y.transpose(1, 0, 2)
         count = O * int(lengths.sum())
+        valid = _valid_steps(lengths, steps)
         if valid is not None:
             # where, not multiply: targets at padded steps may hold anything, NaN too.
             diff = np.where(valid, diff, 0.0).astype(diff.dtype, copy=False)
     else:
+        read = _last_states(top, lengths)
+        diff = read @ Why.T
+        diff += by
+        diff -= Y[:, 0]
         count = O * batch
     loss = float(np.vdot(diff, diff)) / count
 
@@ -127,57 +176,89 @@ def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X, Y, h0, length
     np.matmul(flat_dY.T, read.reshape(-1, H), out=gWhy)
     np.sum(flat_dY, axis=0, out=gby)
 
-    dH = np.zeros_like(states[-1])
-    if many_to_many:
-        np.matmul(dY, Why, out=dH)
-    else:
-        dH[np.arange(batch), lengths - 1] = dY[:, 0] @ Why
-
-    for layer in range(L - 1, -1, -1):
-        Wxh, Whh, _ = layers[layer]
-        gWxh, gWhh, gbh = grad_layers[layer]
-        Hs = states[layer]
-        layer_input = X if layer == 0 else states[layer - 1]
-        # dA overwrites dH (in place): dH is not needed once dA is known.
-        dA = dH
-        recurrences.backward(dH, Hs, Whh, lengths, dA)
-        flat_dA = dA.reshape(-1, H)
-        np.matmul(flat_dA.T, layer_input.reshape(batch * steps, -1), out=gWxh)
-        np.sum(flat_dA, axis=0, out=gbh)
-        # h_{t-1} for every step: h0 first, then the states shifted by one.
-        previous = np.empty_like(Hs)
-        previous[:, 0] = h0[layer]
-        previous[:, 1:] = Hs[:, :-1]
-        np.matmul(flat_dA.T, previous.reshape(-1, H), out=gWhh)
-        del previous
-        if layer > 0:
-            dH = dA @ Wxh
+    # The layers' gradients are sums over blocks (the head's are complete already).
+    grad[:grad.shape[0] - O * H - O] = 0.0
+    block = _block_steps(batch, H, steps)
+    buffers = [np.empty((block, batch, H), dtype=theta.dtype) for _ in range(2 if L > 1 else 1)]
+    carries = [np.zeros((batch, H), dtype=theta.dtype) for _ in range(L)]
+    product = np.empty((H, max(H, I)), dtype=theta.dtype)
+    last = lengths - 1
+    for stop in range(steps, 0, -block):
+        start = max(0, stop - block)
+        n = stop - start
+        # The gradient reaching the top layer's states in this block, from the head.
+        current = 0
+        dH = buffers[current][:n]
+        if many_to_many:
+            np.matmul(dY[start:stop], Why, out=dH)
+        else:
+            dH.fill(0.0)
+            ends = np.flatnonzero((last >= start) & (last < stop))
+            dH[last[ends] - start, ends] = dY[ends] @ Why
+        for layer in range(L - 1, -1, -1):
+            Wxh, Whh, _ = layers[layer]
+            gWxh, gWhh, gbh = grad_layers[layer]
+            Hs = states[layer]
+            layer_input = Xt if layer == 0 else states[layer - 1]
+            # dA overwrites dH (in place): dH is not needed once dA is known.
+            dA = dH
+            recurrences.backward(dH, Hs[start:stop], Whh, lengths, start, carries[layer], dA)
+            flat_dA = dA.reshape(n * batch, H)
+            _add_product(gWxh, flat_dA.T,
+                         layer_input[start:stop].reshape(n * batch, Wxh.shape[1]), product)
+            gbh += flat_dA.sum(axis=0)
+            # sum over t of da_t h_{t-1}^T, h_{-1} being h0: the block's dA against
+            # the states one step earlier, a contiguous run of Hs.
+            if start > 0:
+                _add_product(gWhh, flat_dA.T, Hs[start - 1:stop - 1].reshape(n * batch, H),
+                             product)
+            else:
+                _add_product(gWhh, dA[0].T, h0[layer], product)
+                if n > 1:
+                    _add_product(gWhh, dA[1:].reshape(-1, H).T,
+                                 Hs[:stop - 1].reshape(-1, H), product)
+            if layer > 0:
+                # The gradient reaching the layer below: Wxh^T da at every step.
+                current = 1 - current
+                dH = buffers[current][:n]
+                np.matmul(flat_dA, Wxh, out=dH.reshape(n * batch, H))
     return loss
+
+
+def _add_product(target, A, B, scratch):
+    """target += A @ B, through a scratch buffer (matmul cannot accumulate)."""
+    out = scratch[:target.shape[0], :target.shape[1]]
+    if not out.flags.c_contiguous:
+        out = np.empty_like(target)
+    np.matmul(A, B, out=out)
+    target += out
 
 
 def train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
                 batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
                 losses):
-    grad = np.empty_like(theta)
-    done = 0
     # A diverging run overflows on its way to NaN; the caller detects that from the
     # non-finite loss or gradient and reports it, as the compiled loop does, so
     # NumPy's overflow warnings would only be noise.
     with np.errstate(over="ignore", invalid="ignore"):
         return _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths,
                             order, batch_size, optimizer, hyper, state, step_count,
-                            clip_value, clip_norm, losses, grad)
+                            clip_value, clip_norm, losses)
 
 
 def _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
                  batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
-                 losses, grad):
+                 losses):
+    grad = np.empty_like(theta)
+    # The batch's inputs are gathered straight into time-major order: one copy.
+    X_time_major = X.transpose(1, 0, 2)
     done = 0
     for start in range(0, order.shape[0], batch_size):
         rows = order[start:start + batch_size]
         h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
-        loss = loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X[rows], Y[rows],
-                             h0, lengths[rows], grad)
+        Xt = np.take(X_time_major, rows, axis=1)
+        loss = _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y[rows],
+                              h0, lengths[rows], grad)
         losses[done] = loss
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             return done
@@ -191,8 +272,8 @@ def forecast(recurrences, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_l
     layers, Why, by = parameter_views(theta, I, H, O, L)
     batch, steps, _ = X.shape
     lengths = np.full(batch, steps, dtype=np.intp)
-    states = _run_layers(recurrences, layers, X, h0, lengths)
-    h = [Hs[:, -1].copy() for Hs in states]
+    states = _run_layers(recurrences, layers, _time_major(X), h0, lengths)
+    h = [Hs[-1].copy() for Hs in states]
     y = h[-1] @ Why.T + by
     Y_out[:, 0] = y
     fed = np.flatnonzero(feedback >= 0)

@@ -95,8 +95,176 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < n; i++)
             a[i] = (float)elman_tanh((double)a[i]);
     }
+    /* C (m x n, rows ldc apart) += A^T B, for A (k x m) and B (k x n), rows lda and
+     * ldb apart:  C[i][j] += sum over t < k of A[t][i] B[t][j].
+     *
+     * Why: the weight gradients are such sums over the steps of a sequence (gWhh =
+     * dA^T H_prev, gWxh^T = X^T dA), and the plain loop (one row of C at a time,
+     * all k rows of B streamed past it) reads B once per row of C: at hidden 128 and
+     * 50 steps that is 50 KiB, more than L1, 128 times a step. Here a 4 x 2-vector
+     * tile of C stays in registers while B's rows stream past once per 4 rows of C:
+     * 8 FMAs per 2 loads and 4 broadcasts.
+     *
+     * Every element is summed in the same order on every path (t ascending from 0,
+     * then added to C), so the vector tiles and the scalar edges agree exactly. GCC
+     * and clang vector extensions compile to AVX2 in the _avx2 build and to SSE2
+     * pairs in the baseline one; other compilers (MSVC) take the scalar loops,
+     * which a GCC build also takes with -DELMAN_SCALAR_TILES (to test them). */
+    #if (defined(__GNUC__) || defined(__clang__)) && !defined(ELMAN_SCALAR_TILES)
+    #define ELMAN_VECTOR_TILES 1
+    typedef double elman_v4d __attribute__((vector_size(32), aligned(8)));
+    typedef float elman_v8f __attribute__((vector_size(32), aligned(4)));
+    #else
+    #define ELMAN_VECTOR_TILES 0
+    #endif
+
+    #define ELMAN_GEMM_TN_EDGE(T)                                                  \
+        static void elman_gemm_tn_edge_##T(Py_ssize_t i0, Py_ssize_t i1,           \
+                Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t k, const T *A,          \
+                Py_ssize_t lda, const T *B, Py_ssize_t ldb, T *C, Py_ssize_t ldc) \
+        {                                                                          \
+            for (Py_ssize_t i = i0; i < i1; i++)                                   \
+                for (Py_ssize_t j = j0; j < j1; j++) {                             \
+                    T s = 0;                                                       \
+                    for (Py_ssize_t t = 0; t < k; t++)                             \
+                        s += A[t * lda + i] * B[t * ldb + j];                      \
+                    C[i * ldc + j] += s;                                           \
+                }                                                                  \
+        }
+    ELMAN_GEMM_TN_EDGE(double)
+    ELMAN_GEMM_TN_EDGE(float)
+
+    #if ELMAN_VECTOR_TILES
+    #define ELMAN_GEMM_TN(T, V, W, SUFFIX)                                          \
+        static void elman_gemm_tn_##SUFFIX(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, \
+                const T *A, Py_ssize_t lda, const T *B, Py_ssize_t ldb, T *C,      \
+                Py_ssize_t ldc)                                                    \
+        {                                                                          \
+            Py_ssize_t m4 = m - m % 4, nw = n - n % (2 * W);                       \
+            for (Py_ssize_t i = 0; i < m4; i += 4) {                               \
+                for (Py_ssize_t j = 0; j < nw; j += 2 * W) {                       \
+                    V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0};                  \
+                    V c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};                  \
+                    for (Py_ssize_t t = 0; t < k; t++) {                           \
+                        const T *a = A + t * lda + i;                              \
+                        V b0 = *(const V *)(B + t * ldb + j);                      \
+                        V b1 = *(const V *)(B + t * ldb + j + W);                  \
+                        c00 += a[0] * b0; c01 += a[0] * b1;                        \
+                        c10 += a[1] * b0; c11 += a[1] * b1;                        \
+                        c20 += a[2] * b0; c21 += a[2] * b1;                        \
+                        c30 += a[3] * b0; c31 += a[3] * b1;                        \
+                    }                                                              \
+                    T *c = C + i * ldc + j;                                        \
+                    *(V *)c += c00; *(V *)(c + W) += c01; c += ldc;                \
+                    *(V *)c += c10; *(V *)(c + W) += c11; c += ldc;                \
+                    *(V *)c += c20; *(V *)(c + W) += c21; c += ldc;                \
+                    *(V *)c += c30; *(V *)(c + W) += c31;                          \
+                }                                                                  \
+            }                                                                      \
+            elman_gemm_tn_edge_##T(0, m4, nw, n, k, A, lda, B, ldb, C, ldc);       \
+            elman_gemm_tn_edge_##T(m4, m, 0, n, k, A, lda, B, ldb, C, ldc);        \
+        }
+    ELMAN_GEMM_TN(double, elman_v4d, 4, d)
+    ELMAN_GEMM_TN(float, elman_v8f, 8, f)
+
+    /* y[i] += sum over j < n of W[i][j] x[j], for i < m (rows ldw apart): a
+     * matrix-vector product as row dot products, four rows at a time, each row
+     * summed in W lanes and then across them (lane 0 first), so a row's result does
+     * not depend on which block it falls in. Why dot products: the forward step
+     * reads Whh itself (no transposed copy to make at every training step, half the
+     * cache footprint) and keeps no running y in memory, so from hidden ~100 up,
+     * where Whh lives in L2, the loop streams W at close to the L2 rate. */
+    #define ELMAN_GEMV(T, V, W, SUFFIX)                                             \
+        static inline T elman_hsum_##SUFFIX(V a)                                    \
+        {                                                                          \
+            T s = a[0];                                                            \
+            for (int l = 1; l < W; l++)                                            \
+                s += a[l];                                                         \
+            return s;                                                              \
+        }                                                                          \
+        static void elman_gemv_##SUFFIX(Py_ssize_t m, Py_ssize_t n, const T *Wm,  \
+                Py_ssize_t ldw, const T *x, T *y)                                  \
+        {                                                                          \
+            Py_ssize_t nw = n - n % W, i = 0, j;                                   \
+            for (; i + 4 <= m; i += 4) {                                           \
+                const T *w0 = Wm + i * ldw, *w1 = w0 + ldw;                        \
+                const T *w2 = w1 + ldw, *w3 = w2 + ldw;                            \
+                V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                          \
+                for (j = 0; j < nw; j += W) {                                      \
+                    V xv = *(const V *)(x + j);                                    \
+                    a0 += *(const V *)(w0 + j) * xv;                               \
+                    a1 += *(const V *)(w1 + j) * xv;                               \
+                    a2 += *(const V *)(w2 + j) * xv;                               \
+                    a3 += *(const V *)(w3 + j) * xv;                               \
+                }                                                                  \
+                T s0 = elman_hsum_##SUFFIX(a0), s1 = elman_hsum_##SUFFIX(a1);      \
+                T s2 = elman_hsum_##SUFFIX(a2), s3 = elman_hsum_##SUFFIX(a3);      \
+                for (j = nw; j < n; j++) {                                         \
+                    s0 += w0[j] * x[j]; s1 += w1[j] * x[j];                        \
+                    s2 += w2[j] * x[j]; s3 += w3[j] * x[j];                        \
+                }                                                                  \
+                y[i] += s0; y[i + 1] += s1; y[i + 2] += s2; y[i + 3] += s3;        \
+            }                                                                      \
+            for (; i < m; i++) {                                                   \
+                const T *w0 = Wm + i * ldw;                                        \
+                V a0 = {0};                                                        \
+                for (j = 0; j < nw; j += W)                                        \
+                    a0 += *(const V *)(w0 + j) * *(const V *)(x + j);              \
+                T s0 = elman_hsum_##SUFFIX(a0);                                    \
+                for (j = nw; j < n; j++)                                           \
+                    s0 += w0[j] * x[j];                                            \
+                y[i] += s0;                                                        \
+            }                                                                      \
+        }
+    ELMAN_GEMV(double, elman_v4d, 4, d)
+    ELMAN_GEMV(float, elman_v8f, 8, f)
+    #else
+    static void elman_gemm_tn_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *A,
+            Py_ssize_t lda, const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc)
+    {
+        elman_gemm_tn_edge_double(0, m, 0, n, k, A, lda, B, ldb, C, ldc);
+    }
+    static void elman_gemm_tn_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *A,
+            Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc)
+    {
+        elman_gemm_tn_edge_float(0, m, 0, n, k, A, lda, B, ldb, C, ldc);
+    }
+    /* Same order as the vector version: W partial sums (lane l takes j = l mod W),
+     * added lane 0 first, then the tail. */
+    #define ELMAN_GEMV_SCALAR(T, W, SUFFIX)                                         \
+        static void elman_gemv_##SUFFIX(Py_ssize_t m, Py_ssize_t n, const T *Wm,  \
+                Py_ssize_t ldw, const T *x, T *y)                                  \
+        {                                                                          \
+            Py_ssize_t nw = n - n % W;                                             \
+            for (Py_ssize_t i = 0; i < m; i++) {                                   \
+                const T *w0 = Wm + i * ldw;                                        \
+                T a[W] = {0};                                                      \
+                for (Py_ssize_t j = 0; j < nw; j += W)                             \
+                    for (int l = 0; l < W; l++)                                    \
+                        a[l] += w0[j + l] * x[j + l];                              \
+                T s = a[0];                                                        \
+                for (int l = 1; l < W; l++)                                        \
+                    s += a[l];                                                     \
+                for (Py_ssize_t j = nw; j < n; j++)                                \
+                    s += w0[j] * x[j];                                             \
+                y[i] += s;                                                         \
+            }                                                                      \
+        }
+    ELMAN_GEMV_SCALAR(double, 4, d)
+    ELMAN_GEMV_SCALAR(float, 8, f)
+    #endif
     """
     double elman_tanh(double x) noexcept nogil
+    void elman_gemm_tn_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double* A,
+                         Py_ssize_t lda, const double* B, Py_ssize_t ldb, double* C,
+                         Py_ssize_t ldc) noexcept nogil
+    void elman_gemm_tn_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* A,
+                         Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
+                         Py_ssize_t ldc) noexcept nogil
+    void elman_gemv_d(Py_ssize_t m, Py_ssize_t n, const double* W, Py_ssize_t ldw,
+                      const double* x, double* y) noexcept nogil
+    void elman_gemv_f(Py_ssize_t m, Py_ssize_t n, const float* W, Py_ssize_t ldw,
+                      const float* x, float* y) noexcept nogil
     void elman_tanh_inplace_d(double* a, Py_ssize_t n) noexcept nogil
     void elman_tanh_inplace_f(float* a, Py_ssize_t n) noexcept nogil
 
@@ -106,6 +274,25 @@ cdef inline void _tanh_inplace(floating* a, Py_ssize_t n) noexcept nogil:
         elman_tanh_inplace_f(a, n)
     else:
         elman_tanh_inplace_d(a, n)
+
+
+cdef inline void _gemm_tn(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
+                          Py_ssize_t lda, const floating* B, Py_ssize_t ldb, floating* C,
+                          Py_ssize_t ldc) noexcept nogil:
+    """C (m x n) += A^T B for A (k x m), B (k x n); see elman_gemm_tn_d above."""
+    if floating is float:
+        elman_gemm_tn_f(m, n, k, A, lda, B, ldb, C, ldc)
+    else:
+        elman_gemm_tn_d(m, n, k, A, lda, B, ldb, C, ldc)
+
+
+cdef inline void _gemv(Py_ssize_t m, Py_ssize_t n, const floating* W, Py_ssize_t ldw,
+                       const floating* x, floating* y) noexcept nogil:
+    """y[:m] += W (m x n, rows ldw apart) x; see elman_gemv_d above."""
+    if floating is float:
+        elman_gemv_f(m, n, W, ldw, x, y)
+    else:
+        elman_gemv_d(m, n, W, ldw, x, y)
 
 
 def tanh_inplace(floating[::1] a):
@@ -159,15 +346,6 @@ cdef inline void _add_rows(Py_ssize_t rows, Py_ssize_t n, const floating* coef,
         r += 1
 
 
-cdef inline floating _dot(Py_ssize_t n, const floating* x,
-                          const floating* y) noexcept nogil:
-    cdef floating s = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += x[i] * y[i]
-    return s
-
-
 cdef inline void _transpose(const floating* a, Py_ssize_t rows, Py_ssize_t cols,
                             floating* out) noexcept nogil:
     """out (cols, rows) = a (rows, cols)^T"""
@@ -195,27 +373,26 @@ cdef inline Py_ssize_t _fan_in(Py_ssize_t layer, Py_ssize_t I,
 
 cdef inline Py_ssize_t _transposes_size(Py_ssize_t I, Py_ssize_t H,
                                         Py_ssize_t L) noexcept nogil:
-    return H * I + H * H + (L - 1) * 2 * H * H
+    return H * I + (L - 1) * H * H
 
 
 cdef void _make_transposes(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                            Py_ssize_t L, floating* out) noexcept nogil:
-    """Wxh^T then Whh^T of every layer, so the forward step is axpys over rows."""
-    cdef Py_ssize_t layer, fan_in, base
+    """Wxh^T of every layer, so that the input's share of a step is a sum of rows H
+    long (_add_rows) even when the input has one feature. (Whh is read as it is:
+    row dot products, _gemv.)"""
+    cdef Py_ssize_t layer, fan_in
     for layer in range(L):
         fan_in = _fan_in(layer, I, H)
-        base = _layer_offset(layer, I, H)
-        _transpose(theta + base, H, fan_in, out)
+        _transpose(theta + _layer_offset(layer, I, H), H, fan_in, out)
         out += H * fan_in
-        _transpose(theta + base + H * fan_in, H, H, out)
-        out += H * H
 
 
 # ---------------------------------------------------------------------------
 # One layer, one sequence
 # ---------------------------------------------------------------------------
 
-cdef void _layer_forward(const floating* WxhT, const floating* WhhT,
+cdef void _layer_forward(const floating* WxhT, const floating* Whh,
                          const floating* bh, Py_ssize_t fan_in, Py_ssize_t H,
                          Py_ssize_t steps, const floating* inputs,
                          const floating* h_init, floating* hs) noexcept nogil:
@@ -229,16 +406,15 @@ cdef void _layer_forward(const floating* WxhT, const floating* WhhT,
         memcpy(a, bh, H * sizeof(floating))
         x = inputs + t * fan_in
         _add_rows(fan_in, H, x, 1, WxhT, H, a)
-        _add_rows(H, H, h_prev, 1, WhhT, H, a)
+        _gemv(H, H, Whh, H, h_prev, a)
         _tanh_inplace(a, H)
         h_prev = a
 
 
 cdef inline void _head(const floating* Why, const floating* by, Py_ssize_t O,
                        Py_ssize_t H, const floating* h, floating* y) noexcept nogil:
-    cdef Py_ssize_t o
-    for o in range(O):
-        y[o] = by[o] + _dot(H, Why + o * H, h)
+    memcpy(y, by, O * sizeof(floating))
+    _gemv(O, H, Why, H, h, y)
 
 
 # ---------------------------------------------------------------------------
@@ -279,7 +455,6 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     cdef floating* da
     cdef floating* swap
     cdef const floating* WxhT
-    cdef const floating* WhhT
     cdef const floating* Wxh
     cdef const floating* Whh
     cdef const floating* bh
@@ -308,17 +483,17 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     for layer in range(L):
         fan_in = _fan_in(layer, I, H)
         base = _layer_offset(layer, I, H)
-        WhhT = WxhT + H * fan_in
-        bh = theta + base + H * fan_in + H * H
+        Whh = theta + base + H * fan_in
+        bh = Whh + H * H
         for b in range(B):
             if layer == 0:
                 inputs = X + b * T * I
             else:
                 inputs = states + (layer - 1) * sequence + b * T * H
-            _layer_forward(WxhT, WhhT, bh, fan_in, H, lengths[b], inputs,
+            _layer_forward(WxhT, Whh, bh, fan_in, H, lengths[b], inputs,
                            h0 + (layer * B + b) * H,
                            states + layer * sequence + b * T * H)
-        WxhT = WhhT + H * H
+        WxhT += H * fan_in
 
     if many_to_many:
         count = 0
@@ -333,10 +508,10 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     # a lower layer's dh comes from the layer above (d_below of that layer).
     # Per step only the recurrence itself: da_t, carry = Whh^T da_t (and Wxh^T da_t
     # for the layer below). The weight gradients are sums over steps, done after
-    # each sequence as sums of scaled rows over all its steps (_add_rows), instead
-    # of a rank-one update of gWhh at every step: the same flops, a quarter of the
-    # loads and stores. gWxh is summed transposed, (fan_in, H), so that the rows are
-    # H long even when the input has one feature, then added in at the layer's end.
+    # each sequence as register-tiled products over all its steps (_gemm_tn),
+    # instead of a rank-one update of gWhh at every step. gWxh is summed
+    # transposed, (fan_in, H), so that the rows are H long even when the input has
+    # one feature, then added in at the layer's end.
     for layer in range(L - 1, -1, -1):
         fan_in = _fan_in(layer, I, H)
         base = _layer_offset(layer, I, H)
@@ -388,12 +563,10 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
             # This sequence's share of the weight gradients.
             for t in range(steps):
                 _axpy(H, <floating>1, dA + t * H, gbh)
-            for k in range(fan_in):
-                _add_rows(steps, H, inputs + k, fan_in, dA, H, gWxhT + k * H)
-            for i in range(H):
-                # h_{t-1} is h0 at t = 0, then the states shifted by one.
-                _axpy(H, dA[i], h_first, gWhh + i * H)
-                _add_rows(steps - 1, H, dA + H + i, H, hs, H, gWhh + i * H)
+            _gemm_tn(fan_in, H, steps, inputs, fan_in, dA, H, gWxhT, H)
+            # h_{t-1} is h0 at t = 0, then the states shifted by one.
+            _gemm_tn(H, H, 1, dA, H, h_first, H, gWhh, H)
+            _gemm_tn(H, H, steps - 1, dA + H, H, hs, H, gWhh, H)
         for i in range(H):
             for k in range(fan_in):
                 gWxh[i * fan_in + k] += gWxhT[k * H + i]
@@ -477,18 +650,18 @@ cdef void _update(int optimizer, floating* theta, const floating* grad,
 # ---------------------------------------------------------------------------
 
 # From this batch and hidden size up, the recurrences take one BLAS product per
-# step for the whole batch (NumPy's matmul, as the twin does) instead of a hand
-# matrix-vector loop per sequence: measured with _gemm_path.loss_and_grad at time
-# 20 on the 2-core AVX2 build machine, per-step BLAS was 1.25x faster at (batch 16,
-# hidden 128), 1.4x at (32, 128), 2.2x at (64, 256), 2x at (128, 512), but 0.85x at
-# (16, 64), 0.98x at (32, 64) and 0.95x at (4, 256): a GEMM gains from reusing each
-# Whh row across the batch, which the per-sequence loop cannot, and the ~2 us of
-# Python per step stop mattering once a step is this big.
+# step for the whole batch (NumPy's matmul) instead of a compiled loop per
+# sequence. They only run on the gemm path, i.e. for batch * hidden**2 above
+# rnn.FUSED_MAX_BATCH_HIDDEN2. Measured with _gemm_path.loss_and_grad at time 20 on
+# the 2-core AVX2 machine (loop time / BLAS time, float64 | float32): (16, 128) 1.30
+# | 1.04, (64, 128) 1.27 | 1.42, (64, 256) 1.56 | 1.59, (64, 64) 1.05 | 1.17,
+# (256, 64) 0.99 | 1.18, (256, 32) 1.00 | 1.11, (1024, 32) 1.08 | 1.18; the loops win
+# only at (16, 64) in float32 (0.90), which the gemm path never sees.
 # Which build of this source this module is (``_kernels_avx2.pyx`` overrides it).
 INSTRUCTION_SET = "baseline"
 
 BLAS_RECURRENCE_MIN_BATCH = 16
-BLAS_RECURRENCE_MIN_HIDDEN = 128
+BLAS_RECURRENCE_MIN_HIDDEN = 32
 
 
 def _use_blas_recurrence(Py_ssize_t batch, Py_ssize_t hidden):
@@ -498,74 +671,120 @@ def _use_blas_recurrence(Py_ssize_t batch, Py_ssize_t hidden):
 def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
                        const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
                        floating[:, :, ::1] Hs):
-    cdef Py_ssize_t B = P.shape[0], T = P.shape[1], H = P.shape[2]
-    if _use_blas_recurrence(B, H):
-        from elman import _kernels_numpy
-        _kernels_numpy.recurrence_forward(np.asarray(P), np.asarray(Whh), np.asarray(h0),
-                                          np.asarray(lengths), np.asarray(Hs))
-        return
-    cdef Py_ssize_t b, t, steps
-    cdef floating* WhhT
+    cdef Py_ssize_t T = P.shape[0], B = P.shape[1], H = P.shape[2]
+    cdef Py_ssize_t b, t
     cdef floating* a
     cdef const floating* h_prev
     if B == 0 or T == 0 or H == 0:
         return
-    WhhT = <floating*>malloc(H * H * sizeof(floating))
-    if WhhT == NULL:
-        raise MemoryError()
+    if _use_blas_recurrence(B, H):
+        _blas_recurrence_forward(P, Whh, h0, lengths, Hs)
+        return
     with nogil:
-        _transpose(&Whh[0, 0], H, H, WhhT)
         for b in range(B):
-            steps = lengths[b]
             h_prev = &h0[b, 0]
             for t in range(T):
-                a = &Hs[b, t, 0]
-                if t >= steps:
+                a = &Hs[t, b, 0]
+                if t >= lengths[b]:
                     memcpy(a, h_prev, H * sizeof(floating))
                     continue
-                if a != &P[b, t, 0]:  # P and Hs may be one buffer (in place)
-                    memcpy(a, &P[b, t, 0], H * sizeof(floating))
-                _add_rows(H, H, h_prev, 1, WhhT, H, a)
+                if a != &P[t, b, 0]:  # P and Hs may be one buffer (in place)
+                    memcpy(a, &P[t, b, 0], H * sizeof(floating))
+                _gemv(H, H, &Whh[0, 0], H, h_prev, a)
                 _tanh_inplace(a, H)
                 h_prev = a
-    free(WhhT)
 
 
 def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] Hs,
                         const floating[:, ::1] Whh, const Py_ssize_t[::1] lengths,
+                        Py_ssize_t start, floating[:, ::1] carry,
                         floating[:, :, ::1] dA):
-    cdef Py_ssize_t B = dH.shape[0], T = dH.shape[1], H = dH.shape[2]
+    cdef Py_ssize_t K = dH.shape[0], B = dH.shape[1], H = dH.shape[2]
+    cdef Py_ssize_t b, i, t
+    cdef floating* c
+    if B == 0 or K == 0 or H == 0:
+        return
     if _use_blas_recurrence(B, H):
-        from elman import _kernels_numpy
-        _kernels_numpy.recurrence_backward(np.asarray(dH), np.asarray(Hs), np.asarray(Whh),
-                                           np.asarray(lengths), np.asarray(dA))
+        _blas_recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA)
         return
-    cdef Py_ssize_t b, t, i, steps
-    cdef floating* carry
-    cdef floating* da
-    cdef const floating* h
-    cdef const floating* dh
-    if B == 0 or T == 0 or H == 0:
-        return
-    carry = <floating*>malloc(H * sizeof(floating))
-    if carry == NULL:
-        raise MemoryError()
     with nogil:
         for b in range(B):
-            steps = lengths[b]
-            if steps < T:
-                memset(&dA[b, steps, 0], 0, (T - steps) * H * sizeof(floating))
-            memset(carry, 0, H * sizeof(floating))
-            for t in range(steps - 1, -1, -1):
-                h = &Hs[b, t, 0]
-                dh = &dH[b, t, 0]
-                da = &dA[b, t, 0]
-                for i in range(H):
-                    da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
-                memset(carry, 0, H * sizeof(floating))
+            c = &carry[b, 0]
+            for i in range(K - 1, -1, -1):
+                t = start + i
+                _tanh_backward_row(&dH[i, b, 0], c, &Hs[i, b, 0], t < lengths[b], H,
+                                   &dA[i, b, 0])
                 if t > 0:
-                    _add_rows(H, H, da, 1, &Whh[0, 0], H, carry)
-    free(carry)
+                    memset(c, 0, H * sizeof(floating))
+                    if t < lengths[b]:
+                        _add_rows(H, H, &dA[i, b, 0], 1, &Whh[0, 0], H, c)
+
+
+cdef inline void _tanh_backward_row(const floating* dh, const floating* carry,
+                                    const floating* h, bint valid, Py_ssize_t H,
+                                    floating* da) noexcept nogil:
+    """da = (dh + carry) (1 - h^2) at a valid step, 0 at a padded one; da may be dh."""
+    cdef Py_ssize_t i
+    if not valid:
+        memset(da, 0, H * sizeof(floating))
+        return
+    for i in range(H):
+        da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
+
+
+# The BLAS regime: one product for the whole batch per step through NumPy's matmul
+# (its BLAS), and the elementwise work of the step (the sum, the tanh, held rows of
+# padded sequences; the derivative going back) here, on pointers, without the GIL.
+# The Python part per step is one matmul call and one array view (about 2 us).
+
+def _blas_recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
+                             const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
+                             floating[:, :, ::1] Hs):
+    cdef Py_ssize_t T = P.shape[0], B = P.shape[1], H = P.shape[2]
+    cdef Py_ssize_t b, i, t
+    cdef floating* out
+    cdef const floating* a
+    cdef const floating* p
+    cdef const floating* h_prev
+    states = np.asarray(Hs)
+    WhhT = np.asarray(Whh).T
+    product = np.empty((B, H), dtype=states.dtype)
+    cdef floating[:, ::1] product_view = product
+    h = np.asarray(h0)
+    for t in range(T):
+        np.matmul(h, WhhT, out=product)
+        with nogil:
+            for b in range(B):
+                out = &Hs[t, b, 0]
+                h_prev = &Hs[t - 1, b, 0] if t > 0 else &h0[b, 0]
+                if t >= lengths[b]:
+                    memcpy(out, h_prev, H * sizeof(floating))
+                    continue
+                a = &product_view[b, 0]
+                p = &P[t, b, 0]
+                for i in range(H):
+                    out[i] = a[i] + p[i]
+                _tanh_inplace(out, H)
+        h = states[t]
+
+
+def _blas_recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] Hs,
+                              const floating[:, ::1] Whh, const Py_ssize_t[::1] lengths,
+                              Py_ssize_t start, floating[:, ::1] carry,
+                              floating[:, :, ::1] dA):
+    cdef Py_ssize_t K = dH.shape[0], B = dH.shape[1], H = dH.shape[2]
+    cdef Py_ssize_t b, i, t
+    deltas = np.asarray(dA)
+    weights = np.asarray(Whh)
+    carried = np.asarray(carry)
+    for i in range(K - 1, -1, -1):
+        t = start + i
+        with nogil:
+            for b in range(B):
+                _tanh_backward_row(&dH[i, b, 0], &carry[b, 0], &Hs[i, b, 0],
+                                   t < lengths[b], H, &dA[i, b, 0])
+        if t > 0:
+            np.matmul(deltas[i], weights, out=carried)
 
 
 def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
@@ -580,7 +799,7 @@ def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
     cdef floating* previous
     cdef floating* swap
     cdef const floating* WxhT
-    cdef const floating* WhhT
+    cdef const floating* Whh
     cdef const floating* bh
     cdef const floating* Why
     cdef const floating* by
@@ -605,13 +824,13 @@ def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
             for layer in range(L):
                 fan_in = _fan_in(layer, I, H)
                 base = _layer_offset(layer, I, H)
-                WhhT = WxhT + H * fan_in
-                bh = &theta[0] + base + H * fan_in + H * H
-                _layer_forward(WxhT, WhhT, bh, fan_in, H, steps, inputs,
+                Whh = &theta[0] + base + H * fan_in
+                bh = Whh + H * H
+                _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs,
                                &h0[layer, b, 0], current)
                 memcpy(&h_last[layer, b, 0], current + (steps - 1) * H,
                        H * sizeof(floating))
-                WxhT = WhhT + H * H
+                WxhT += H * fan_in
                 inputs = current
                 swap = previous
                 previous = current
@@ -769,21 +988,21 @@ cdef void _step_all_layers(const floating* theta, const floating* transposes,
     ``scratch`` holds H elements."""
     cdef Py_ssize_t layer, fan_in, base
     cdef const floating* WxhT = transposes
-    cdef const floating* WhhT
+    cdef const floating* Whh
     cdef const floating* bh
     cdef const floating* inputs = x
     cdef floating* h
     for layer in range(L):
         fan_in = _fan_in(layer, I, H)
         base = _layer_offset(layer, I, H)
-        WhhT = WxhT + H * fan_in
-        bh = theta + base + H * fan_in + H * H
+        Whh = theta + base + H * fan_in
+        bh = Whh + H * H
         h = state + layer * H
         # a = bh + Wxh x + Whh h, written over h only after it is complete.
         memcpy(scratch, bh, H * sizeof(floating))
         _add_rows(fan_in, H, inputs, 1, WxhT, H, scratch)
-        _add_rows(H, H, h, 1, WhhT, H, scratch)
+        _gemv(H, H, Whh, H, h, scratch)
         _tanh_inplace(scratch, H)
         memcpy(h, scratch, H * sizeof(floating))
         inputs = h
-        WxhT = WhhT + H * H
+        WxhT += H * fan_in

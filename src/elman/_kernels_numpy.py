@@ -29,12 +29,17 @@ The loss is the mean of (y_hat - y)**2 over every valid target element, as
 Functions
 ---------
 recurrence_forward(P, Whh, h0, lengths, Hs)
-    h_t = tanh(P_t + Whh h_{t-1}) for every t; P (B, T, H) already holds the input
-    projection and bias. Writes Hs (B, T, H), which may be P itself (in place).
-recurrence_backward(dH, Hs, Whh, lengths, dA)
-    Backward through time: dh_t = dH_t + Whh^T da_{t+1}, da_t = dh_t (1 - h_t^2).
-    dH (B, T, H) is the gradient reaching each h_t from outside the recurrence.
-    Writes dA (B, T, H), zero at padded steps; dA may be dH itself (in place).
+    h_t = tanh(P_t + Whh h_{t-1}) for every t, time-major: P (T, B, H) already holds
+    the input projection and bias, h0 (B, H). Writes Hs (T, B, H), which may be P
+    itself (in place). At padded steps the state is held: Hs[t, b] = Hs[t - 1, b].
+recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA)
+    Backward through a block of k consecutive steps, start <= t < start + k, from
+    the last: dh_t = dH_t + Whh^T da_{t+1}, da_t = dh_t (1 - h_t^2). dH (k, B, H) is
+    the gradient reaching each h_t from outside the recurrence, Hs (k, B, H) the
+    block's states. ``carry`` (B, H) holds Whh^T da at the step after the block
+    (zeros for the last block) and is left holding Whh^T da_start for the block
+    before (unless start is 0). Writes dA (k, B, H), zero at padded steps; dA may be
+    dH itself (in place).
 forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last)
     X (B, T, I), h0 (L, B, H). Writes Y_out (B, T or 1, O) and h_last (L, B, H),
     each sequence's state after its last valid step.
@@ -66,30 +71,33 @@ from elman import _gemm_path
 
 
 def recurrence_forward(P, Whh, h0, lengths, Hs):
-    batch, steps, _ = P.shape
+    steps, batch, hidden = P.shape
     ragged = bool(np.any(lengths != steps))
-    h = h0
     WhhT = Whh.T
+    h = h0
+    a = np.empty((batch, hidden), dtype=P.dtype)
     for t in range(steps):
-        a = P[:, t] + h @ WhhT
-        h_new = np.tanh(a, out=Hs[:, t])
+        np.matmul(h, WhhT, out=a)
+        a += P[t]
+        h_new = np.tanh(a, out=Hs[t])
         if ragged:
-            held = (t >= lengths)[:, None]
-            np.copyto(h_new, h, where=held)
+            np.copyto(h_new, h, where=(t >= lengths)[:, None])
         h = h_new
 
 
-def recurrence_backward(dH, Hs, Whh, lengths, dA):
-    batch, steps, hidden = dH.shape
-    ragged = bool(np.any(lengths != steps))
-    carry = np.zeros((batch, hidden), dtype=dH.dtype)
-    for t in range(steps - 1, -1, -1):
-        h = Hs[:, t]
-        da = dA[:, t]
-        np.multiply(dH[:, t] + carry, 1.0 - h * h, out=da)
+def recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA):
+    steps = dH.shape[0]
+    ragged = bool(np.any(lengths < start + steps))
+    for i in range(steps - 1, -1, -1):
+        t = start + i
+        h = Hs[i]
+        da = dA[i]
+        np.add(dH[i], carry, out=da)
+        da *= 1.0 - h * h
         if ragged:
             da[t >= lengths] = 0.0
-        carry = da @ Whh
+        if t > 0:
+            np.matmul(da, Whh, out=carry)
 
 
 _recurrences = _gemm_path.Recurrences(recurrence_forward, recurrence_backward)

@@ -27,17 +27,18 @@ INIT_SCHEMES = ("uniform", "normal", "orthogonal", "identity")
 # Where the compiled backend switches from its fused loops to BLAS products around
 # the compiled recurrences (_gemm_path). Measured with bench/bench_dispatch.py
 # (loss_and_grad, input 4, time 20, BLAS on one thread) on the 2-core AVX2 machine
-# this project is built on: the fused loops win while batch * hidden**2 is small,
-# because each separate NumPy call from Python costs 1-2 us and a small step is a
-# few microseconds in all (12x faster at batch 1, hidden 8; 1.8x at batch 1, hidden
-# 64; 1.2x at batch 16, hidden 32). From batch * hidden**2 of about 32768 on, BLAS's
-# blocked products for the projection, head and weight gradients win (float64:
-# 1.0x at batch 2 / hidden 128 and batch 8 / hidden 64, then 0.8-0.9x beyond; float32
-# alike). Batch 1 stays on the fused loops at every size: there the gemm path runs
-# the same per-sequence recurrence loop and was at most 13% faster (hidden 256,
-# float64; even in float32), while in fit the fused train_steps runs a whole chunk
-# of batch-1 steps in one compiled call instead of a Python loop per step.
-FUSED_MAX_BATCH_HIDDEN2 = 32768
+# this project is built on, after the fused forward step became row dot products
+# (_gemv) and the gradient sums register tiles (_gemm_tn): the fused loops win
+# (gemm time / fused time, float64) at every batch up to 64 from hidden 8 to 64
+# (1.27x at batch 64, hidden 64), up to batch 32 at hidden 128 (1.02x) and batch 8 at
+# hidden 256 (1.02x); BLAS wins beyond (0.93x at batch 64 / hidden 128, 0.71x at 16
+# / 256). batch * hidden**2 <= 2**19 draws that line in every measured cell of float64
+# and all but one of float32 (0.96x at batch 32, hidden 128). A GEMM gains by
+# reusing each weight across the batch, which the per-sequence loops cannot; the
+# fused loops save the ~2 us of Python per NumPy call, which small steps cannot
+# afford. Batch 1 stays on the fused loops at every size, where in fit a whole
+# chunk of batch-1 steps is one compiled call.
+FUSED_MAX_BATCH_HIDDEN2 = 2 ** 19
 
 
 def _use_fused_loops(kernels, batch, hidden):
