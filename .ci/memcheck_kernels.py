@@ -11,8 +11,26 @@ from elman import _backend
 
 k = _backend.get_kernels("cython")
 rng = np.random.default_rng(0)
+
+
+def recurrences(B, T, H, dtype, lens, Whh):
+    """Both recurrences directly, time-major, backward in blocks of 2 steps."""
+    P = rng.normal(size=(T, B, H)).astype(dtype)
+    Hs = np.empty_like(P)
+    k.recurrence_forward(P, Whh, np.zeros((B, H), dtype), lens, Hs)
+    dA = np.empty_like(P)
+    carry = np.zeros((B, H), dtype)
+    for stop in range(T, 0, -2):
+        start = max(0, stop - 2)
+        k.recurrence_backward(P[start:stop], Hs[start:stop], Whh, lens, start, carry,
+                              dA[start:stop])
+
+
 for trial in range(30):
-    I, H, O, L = (int(v) for v in rng.integers(1, 6, 4))
+    # Hidden up to 20: the kernels' vector tiles (8 doubles, 16 floats wide) and
+    # their scalar edges both run.
+    I, O, L = (int(v) for v in rng.integers(1, 6, 3))
+    H = int(rng.integers(1, 21))
     B, T = int(rng.integers(1, 5)), int(rng.integers(1, 6))
     seq = bool(trial % 2)
     for dtype in (np.float32, np.float64):
@@ -26,10 +44,14 @@ for trial in range(30):
                        future=rng.normal(size=(B, 2, I)))
             m.fit(X, Y, epochs=2, batch_size=3, lengths=lens, clip_norm=1.0, seed=1)
             m.fit(X, Y, epochs=1, batch_size=1, optimizer="momentum", lengths=lens, clip_value=1.0)
-            th = m._theta
-            P = rng.normal(size=(B, T, H)).astype(dtype); Hs = np.empty_like(P)
-            k.recurrence_forward(P, np.ascontiguousarray(m.get_weights()["layers.0.Whh"]), np.zeros((B, H), dtype), lens.astype(np.intp), Hs)
-            dA = np.empty_like(P)
-            k.recurrence_backward(P, Hs, np.ascontiguousarray(m.get_weights()["layers.0.Whh"]), lens.astype(np.intp), dA)
+            Whh = np.ascontiguousarray(m.get_weights()["layers.0.Whh"])
+            recurrences(B, T, H, dtype, lens.astype(np.intp), Whh)
+
+# The recurrences' BLAS regime (a matmul per step, compiled elementwise work).
+B, H, T = k.BLAS_RECURRENCE_MIN_BATCH, k.BLAS_RECURRENCE_MIN_HIDDEN, 3
+for dtype in (np.float32, np.float64):
+    Whh = (rng.normal(size=(H, H)) / np.sqrt(H)).astype(dtype)
+    recurrences(B, T, H, dtype, rng.integers(1, T + 1, B).astype(np.intp), Whh)
+
 from elman._backend import instruction_set
-print(f"memcheck: exercised every compiled kernel ({instruction_set()}) on 60 shapes")
+print(f"memcheck: exercised every compiled kernel ({instruction_set()}) on 62 shapes")

@@ -42,7 +42,9 @@ cdef double NORM_CLIP_EPS = 1e-6
 # Why not libm: its tanh is a call per element (about 12 ns here), a third of a
 # training step at hidden 50 and more at larger batches. This one is straight-line
 # code (both branches computed, then selected), so GCC vectorises a loop over a row
-# of pre-activations. Accuracy (tests/test_tanh.py checks it against np.tanh over
+# of pre-activations -- given -fno-trapping-math (setup.py): without it GCC 12 keeps
+# the selects as branches and the loop scalar (8 ns an element; 2.2 ns with it, for
+# float64 on the AVX2 build, against 14 ns for np.tanh). Accuracy (tests/test_tanh.py checks it against np.tanh over
 # the whole range, incl. -0.0, subnormals, huge values, +-inf and NaN): within 2
 # ulp in float64; float32 is computed in float64 and rounded once.
 #   |x| < 0.625: Cephes' rational approximation, x + x z P(z)/Q(z), z = x^2
