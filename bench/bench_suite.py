@@ -175,9 +175,8 @@ def step_memory(shape, dtype="float64"):
     if fused:
         c_malloc = kernels._train_steps_malloc_elements(I, H, OUTPUT, L, B, T,
                                                         model.n_params) * itemsize
-    else:
-        # The compiled recurrences malloc Whh^T (H x H) or one row (H) at most.
-        c_malloc = H * H * itemsize
+    # On the gemm path the compiled recurrences malloc nothing: every buffer is a
+    # NumPy array, which tracemalloc sees.
     states = L * B * T * H * itemsize
     weights = model.n_params * itemsize
     return peak + c_malloc, states, weights, "fused" if fused else "gemm"

@@ -181,7 +181,7 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, leng
     block = _block_steps(batch, H, steps)
     buffers = [np.empty((block, batch, H), dtype=theta.dtype) for _ in range(2 if L > 1 else 1)]
     carries = [np.zeros((batch, H), dtype=theta.dtype) for _ in range(L)]
-    product = np.empty((H, max(H, I)), dtype=theta.dtype)
+    product = np.empty(H * max(H, I), dtype=theta.dtype)  # scratch for _add_product
     last = lengths - 1
     for stop in range(steps, 0, -block):
         start = max(0, stop - block)
@@ -226,10 +226,9 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, leng
 
 
 def _add_product(target, A, B, scratch):
-    """target += A @ B, through a scratch buffer (matmul cannot accumulate)."""
-    out = scratch[:target.shape[0], :target.shape[1]]
-    if not out.flags.c_contiguous:
-        out = np.empty_like(target)
+    """target += A @ B, through a flat scratch buffer at least target.size long
+    (matmul cannot accumulate)."""
+    out = scratch[:target.size].reshape(target.shape)
     np.matmul(A, B, out=out)
     target += out
 
