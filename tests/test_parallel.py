@@ -8,6 +8,7 @@ so nothing depends on which worker ran it.
 """
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -271,12 +272,32 @@ def test_tasks_without_window_must_be_pairs():
                                        "pair (X, Y)")
 
 
-def test_without_joblib_only_the_serial_loop_runs(monkeypatch):
+def test_without_joblib_the_default_runs_serially_and_says_how_to_parallelise(
+        monkeypatch, backend):
+    series = make_series(3)
+    serial = fit_many(series, n_jobs=1, **SETTINGS)
     monkeypatch.setitem(sys.modules, "joblib", None)    # import joblib -> ImportError
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # n_jobs=1 needs no joblib, no note
+        assert_same_results(fit_many(series, n_jobs=1, **SETTINGS), serial)
+    with pytest.warns(RuntimeWarning) as record:
+        default = fit_many(series, **SETTINGS)          # n_jobs=-1, the default
+    assert_same_results(default, serial)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "\n" not in message
+    assert message.startswith("fit_many runs its 3 tasks one after another: joblib is not "
+                              "installed")
+    assert 'pip install "elman[distributed]"' in message
+    assert record[0].filename == __file__               # points at the caller's line
+
+
+def test_without_joblib_an_explicit_worker_count_is_an_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "joblib", None)
     series = make_series(2)
-    assert fit_many(series, n_jobs=1, **SETTINGS).ok
-    with pytest.raises(ImportError, match=r'pip install "elman\[distributed\]".*n_jobs=1'):
-        fit_many(series, n_jobs=2, **SETTINGS)
+    for n_jobs in (2, -2, None):
+        with pytest.raises(ImportError, match=r'pip install "elman\[distributed\]".*n_jobs=1'):
+            fit_many(series, n_jobs=n_jobs, **SETTINGS)
 
 
 # ----------------------------------------------------------------------------- Dask

@@ -17,6 +17,7 @@ import copy
 import inspect
 import os
 import traceback
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -323,7 +324,9 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
         Parallel workers, as joblib counts them: -1 all cores (or all of a
         cluster's workers), 1 a plain serial loop in this process, which needs no
         joblib. None takes the number from an enclosing
-        ``joblib.parallel_backend(..., n_jobs=...)``.
+        ``joblib.parallel_backend(..., n_jobs=...)``. Without joblib installed,
+        -1 runs the serial loop and warns once, saying how to parallelise
+        (``pip install "elman[distributed]"``); the results are the same.
     seed : int, optional
         Root of every task's seeds (see Notes). None draws fresh entropy, kept in
         ``result.seed``.
@@ -347,8 +350,8 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
     Raises
     ------
     ImportError
-        ``n_jobs`` other than 1 without joblib installed (``pip install
-        "elman[distributed]"``).
+        ``n_jobs`` other than 1 or -1 (an explicit number of workers, or None)
+        without joblib installed (``pip install "elman[distributed]"``).
     TypeError, ValueError
         For mistakes in the call itself (an unknown setting, params of the wrong
         length). Mistakes in one task's data (a series shorter than the window,
@@ -471,17 +474,26 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
     calls = [(i, task, settings[i], seeds[i], backend, model)
              for i, (task, _) in enumerate(pairs)]
 
-    if n_jobs == 1 or not calls:
-        results = [_fit_task(*call) for call in calls]
-    else:
+    serial = n_jobs == 1 or not calls
+    if not serial:
         try:
             import joblib
         except ImportError as exc:
-            raise ImportError(
-                f"fit_many(n_jobs={n_jobs}) runs its tasks through joblib, which is not "
-                "installed: pip install \"elman[distributed]\" (joblib, and Dask for "
-                "clusters), or pass n_jobs=1 for a serial loop without it"
-            ) from exc
+            if n_jobs != -1:
+                raise ImportError(
+                    f"fit_many(n_jobs={n_jobs}) runs its tasks through joblib, which is "
+                    "not installed: pip install \"elman[distributed]\" (joblib, and Dask "
+                    "for clusters), or pass n_jobs=1 for a serial loop without it"
+                ) from exc
+            # The default "all cores" degrades to the one this process has.
+            warnings.warn(
+                f"fit_many runs its {len(calls)} tasks one after another: joblib is not "
+                "installed; pip install \"elman[distributed]\" to run them on all cores "
+                "(same results)", RuntimeWarning, stacklevel=2)
+            serial = True
+    if serial:
+        results = [_fit_task(*call) for call in calls]
+    else:
         parallel = joblib.Parallel(n_jobs=n_jobs, prefer=DEFAULT_PREFER[backend])
         results = parallel(joblib.delayed(_fit_task)(*call) for call in calls)
 
