@@ -301,8 +301,14 @@ else
             "$WORK/avx2_probe")
         [[ $status -eq 132 ]] || die "qemu -cpu Nehalem ran AVX2 code (exit $status): no proof"
         say "  emulated Nehalem (no AVX): an AVX2+FMA probe dies with SIGILL, as it must"
-        result=$(cd "$WORK" && qemu-x86_64 -cpu Nehalem "$VENV_WHEEL/bin/python" \
-            "$ROOT/.ci/isa_smoke.py") || die "the installed wheel failed on an emulated CPU without AVX"
+        # OpenBLAS settings describe a CPU. The host's OPENBLAS_CORETYPE (Haswell on
+        # some hosts) would make OpenBLAS run AVX2 kernels on the emulated Nehalem and
+        # `import numpy` die with SIGILL; this one command gets the emulated CPU's
+        # value, and OPENBLAS_L2_SIZE is left for OpenBLAS to read from the emulated
+        # CPU. Every other command keeps the host's settings.
+        result=$(cd "$WORK" && env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=NEHALEM \
+            qemu-x86_64 -cpu Nehalem "$VENV_WHEEL/bin/python" "$ROOT/.ci/isa_smoke.py") \
+            || die "the installed wheel failed on an emulated CPU without AVX"
         say "  emulated Nehalem, installed wheel: $result"
     else
         say "  run-time proof on an emulated CPU without AVX: skipped (qemu-x86_64 not found;"
