@@ -19,12 +19,14 @@ import os
 import traceback
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from elman import _backend
 from elman._validation import check_int
 from elman.rnn import RNN
+from elman.training import History
 
 __all__ = ["FitManyResult", "TaskResult", "fit_many"]
 
@@ -99,16 +101,16 @@ class TaskResult:
     """
 
     index: int
-    model: object = None
-    history: object = None
-    error: object = None
-    traceback: object = None
-    seeds: tuple = ()
-    params: dict = field(default_factory=dict)
+    model: RNN | None = None
+    history: History | None = None
+    error: str | None = None
+    traceback: str | None = None
+    seeds: tuple[int, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
     kernels: str = ""
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         """True when the task trained its model."""
         return self.error is None
 
