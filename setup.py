@@ -10,7 +10,8 @@ ELMAN_NO_EXTENSION=1
 ELMAN_CYTHON_DEBUG=1
     Turn Cython's bounds, wraparound and initialisation checks back on, so an
     out-of-range index in a kernel raises IndexError instead of corrupting memory.
-    Also keeps debug symbols in the compiled module.
+    Also keeps debug information and symbols in the compiled module (every other
+    build strips them).
 
 Everything else (metadata, dependencies, package data) lives in pyproject.toml.
 
@@ -126,6 +127,18 @@ def _compile_args():
     return flags + ["-fno-trapping-math"]
 
 
+def _link_args():
+    # Release builds ship stripped shared objects: the symbol table (and any debug
+    # section a compiler flag of the environment still adds) is dead weight in a
+    # wheel. The debug build keeps both, for gdb and valgrind. MSVC writes debug
+    # information to a separate .pdb, and only on request: a .pyd needs nothing here.
+    if CYTHON_DEBUG or sys.platform == "win32":
+        return []
+    if sys.platform == "darwin":
+        return ["-Wl,-S,-x"]  # ld64: no debug information, no local symbols
+    return ["-s"]
+
+
 AVX2_MODULE = "elman._kernels_avx2"
 
 
@@ -169,12 +182,14 @@ def extensions():
         "elman._kernels",
         ["src/elman/_kernels.pyx"],
         extra_compile_args=_compile_args(),
+        extra_link_args=_link_args(),
     )]
     if _targets_x86_64():
         modules.append(Extension(
             AVX2_MODULE,
             ["src/elman/_kernels_avx2.pyx"],
             extra_compile_args=_compile_args() + _avx2_args(),
+            extra_link_args=_link_args(),
         ))
     try:
         return cythonize(modules, compiler_directives=directives, quiet=True)

@@ -10,7 +10,9 @@ hold every file the source tree has under src/, tests/ and bench/ (taken from gi
 tracked or untracked-but-not-ignored), because the wheels are built from it.
 
 wheel: the compiled module (and, on x86-64, its AVX2 variant when the sources
-have one), the whole Python package and the data set; no .pyx, no C, no tests.
+have one), the whole Python package, py.typed and the data set; no .pyx, no C, no
+tests. Compiled modules in ELF format (Linux) must be stripped: no symbol table,
+no debug sections.
 
 Standard library only, so that it runs anywhere (the workflow's sdist job too).
 Exits 1 with one line per problem.
@@ -21,6 +23,7 @@ import email.parser
 import fnmatch
 import os
 import re
+import struct
 import subprocess
 import sys
 import tarfile
@@ -76,6 +79,7 @@ def check_sdist(path, root, problems):
         "Cython sources (.pyx)": ["src/elman/*.pyx"],
         "NumPy twin": ["src/elman/_kernels_numpy.py"],
         "the one version file": ["src/elman/_version.py"],
+        "the PEP 561 marker": ["src/elman/py.typed"],
         "the data set": [DATASET],
         "tests/ (test_*.py)": ["tests/test_*.py", "tests/*/test_*.py"],
         "bench/ (*.py)": ["bench/*.py"],
@@ -120,6 +124,35 @@ def check_sdist(path, root, problems):
     return files
 
 
+def elf_section_names(data):
+    """Names of the sections of an ELF file (bytes), or None if it is not ELF."""
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return None
+    wide = data[4] == 2                      # ELFCLASS64
+    order = "<" if data[5] == 1 else ">"     # ELFDATA2LSB / MSB
+    if wide:
+        shoff, = struct.unpack_from(order + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
+        entry = order + "I4xQQQQ"            # name, type, flags, addr, offset, size
+    else:
+        shoff, = struct.unpack_from(order + "I", data, 0x20)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x2E)
+        entry = order + "I4xIIII"
+    if shoff == 0 or shnum == 0:
+        return []
+    headers = [struct.unpack_from(entry, data, shoff + i * shentsize) for i in range(shnum)]
+    strings_offset, strings_size = headers[shstrndx][3], headers[shstrndx][4]
+    strings = data[strings_offset:strings_offset + strings_size]
+    return [strings[h[0]:strings.index(b"\0", h[0])].decode("ascii", "replace")
+            for h in headers]
+
+
+def unstripped_sections(data):
+    """The sections a stripped shared object lacks: the symbol table, debug info."""
+    names = elf_section_names(data) or []
+    return [n for n in names if n in (".symtab", ".strtab") or n.startswith((".debug_", ".zdebug_"))]
+
+
 def check_classifiers(path, problems):
     """PyPI refuses an upload naming a classifier it does not know; twine does not
     check that. Uses the trove-classifiers package when it is installed."""
@@ -155,6 +188,9 @@ def check_wheel(path, sdist_files, version, problems):
             and any(arch in tag for arch in ("x86_64", "amd64"))
             and not any(re.fullmatch(r"elman/_kernels_avx2\.[^/]*(so|pyd)", f) for f in files)):
         problems.append("wheel: x86-64 wheel without the AVX2 variant elman/_kernels_avx2.*")
+    if "elman/py.typed" not in files:
+        problems.append("wheel: missing elman/py.typed (PEP 561: type checkers would "
+                        "ignore the package's annotations)")
     if not any(fnmatch.fnmatch(f, "elman/datasets/*.csv.gz") for f in files):
         problems.append("wheel: missing the data set elman/datasets/*.csv.gz")
     for f in ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE"):
@@ -235,8 +271,16 @@ def main():
         describe("wheel", wheel, files)
         for f in compiled:
             with zipfile.ZipFile(wheel) as whl:
-                size = whl.getinfo(f).file_size
-            print(f"    compiled module {f}: {size / 1024:.1f} KiB")
+                data = whl.read(f)
+            sections = elf_section_names(data)
+            if sections is None:
+                stripped = "not ELF, not checked"
+            else:
+                extra = unstripped_sections(data)
+                stripped = "stripped" if not extra else "NOT stripped"
+                if extra:
+                    problems.append(f"wheel: {f} is not stripped (sections {' '.join(extra)})")
+            print(f"    compiled module {f}: {len(data) / 1024:.1f} KiB ({stripped})")
 
     for p in problems:
         print(f"  PROBLEM {p}")
