@@ -16,7 +16,9 @@
 #      passes; with ELMAN_REQUIRE_EXTENSION=1 the same install fails.
 #   5. cibuildwheel lists the intended builds per platform (from the sdist's
 #      pyproject.toml); the workflow is valid against GitHub's schema, and has the
-#      jobs it needs, its matrix covering every intended build.
+#      jobs it needs, its matrix covering every intended build, and a publish job
+#      that uploads the checked files to PyPI on version tags only, by trusted
+#      publishing; the checker itself is shown to catch each of a list of defects.
 #   6. The baseline compiled module contains no instruction beyond x86-64's baseline
 #      (an AVX2 variant, `_kernels_avx2*`, may use up to x86-64-v3, not AVX-512).
 #
@@ -365,6 +367,10 @@ say "  wheels.yml is valid against GitHub's workflow schema"
 PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/python" "$ROOT/.ci/check_cibuildwheel.py" \
     --workflow "$ROOT/.github/workflows/wheels.yml" --package "$SDIST" \
     || die "cibuildwheel configuration or workflow"
+"$TOOLS/bin/python" "$ROOT/.ci/check_cibuildwheel.py" --self-test \
+    --workflow "$ROOT/.github/workflows/wheels.yml" >"$LOGS/workflow-self-test.log" 2>&1 \
+    || { cat "$LOGS/workflow-self-test.log"; die "the workflow checker misses a defect"; }
+say "  $(tail -n 1 "$LOGS/workflow-self-test.log" | sed 's/^ *//') by the workflow checker"
 pass 5
 
 # ---------------------------------------------------------------------------
