@@ -217,7 +217,7 @@ class RNNRegressor(*_BASES):
         Features per time step (the network's input size).
     n_outputs_ : int
         Outputs per sample.
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         The target's standardisation (zeros and ones without ``scale_target``).
 
     Examples

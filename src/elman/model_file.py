@@ -14,19 +14,19 @@ or 2.0, no object arrays):
 
 ``__format__.npy``
     uint8, shape (n,), n <= :data:`MAX_FORMAT_BYTES`: UTF-8 JSON, an object with
-    exactly these keys:
+    exactly these keys::
 
-    ``format``          ``"elman-model"``
-    ``format_version``  ``1`` (:data:`FORMAT_VERSION`)
-    ``elman_version``   the version of elman that wrote the file
-    ``model``           ``{"class": "RNN", "config": RNN.get_config()}``
-    ``arrays``          ``[{"name": ..., "dtype": ..., "shape": [...]}, ...]``: every
+        format          "elman-model"
+        format_version  1 (FORMAT_VERSION)
+        elman_version   the version of elman that wrote the file
+        model           {"class": "RNN", "config": RNN.get_config()}
+        arrays          [{"name": ..., "dtype": ..., "shape": [...]}, ...]: every
                         other member, in file order, with its NumPy dtype string
-                        (``"<f8"``, ``"<f4"``, ``"|u1"``, ...) and shape
-    ``optimizer``       ``null`` or ``{"class": "SGD" | "Adam", "config":
+                        ("<f8", "<f4", "|u1", ...) and shape
+        optimizer       null or {"class": "SGD" | "Adam", "config":
                         Optimizer.get_config(), "step_count": int,
-                        "has_state": bool}``
-    ``extra``           ``null`` or a JSON object: the caller's metadata
+                        "has_state": bool}
+        extra           null or a JSON object: the caller's metadata
 
 ``layers.{l}.Wxh.npy``, ``layers.{l}.Whh.npy``, ``layers.{l}.bh.npy``, ``Why.npy``, ``by.npy``
     The weights, named as :meth:`RNN.get_weights` names them, in the model's dtype
