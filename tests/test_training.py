@@ -28,6 +28,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -999,7 +1000,8 @@ def test_tbptt_matches_hand_written_truncation(ragged, backend, assert_close,
             seen.append(("forward", Xc.shape[1], None, bool(np.any(h0))))
             return chosen.forward(*args)
 
-        return chosen._replace(loss_and_grad=spy_loss_and_grad, forward=spy_forward)
+        return SimpleNamespace(name=chosen.name, loss_and_grad=spy_loss_and_grad,
+                               forward=spy_forward)
 
     monkeypatch.setattr(_engine, "route", spied_route)
     monkeypatch.setattr(training, "_run_epoch",

@@ -25,13 +25,16 @@ Routes, for the compiled backend:
 The NumPy twin has one route, ``twin``: its functions are ``_gemm_path`` around
 BLAS-step recurrences with NumPy's elementwise steps.
 
-The thresholds are measured, not guessed: ``bench/bench_dispatch.py`` times the
-routes side by side and prints which one this table picks; its last results are in
-``bench/RESULTS.md``. Re-run it when a kernel changes.
+One threshold serves every call: forward passes, loss and gradient, training steps
+and closed-loop forecasts (whose gemm route steps the same recurrences one step at
+a time). The thresholds are measured, not guessed: ``bench/bench_dispatch.py``
+times the routes side by side (``--call forecast`` for forecasts) and prints which
+one this table picks; its last results are in ``bench/RESULTS.md``. Re-run it when
+a kernel changes.
 """
 
-from collections import namedtuple
 from functools import partial
+from types import ModuleType
 
 import numpy as np
 
@@ -44,17 +47,64 @@ FUSED_MAX_BATCH_HIDDEN2 = 2 ** 19
 BLAS_STEPS_MIN_BATCH = 16
 BLAS_STEPS_MIN_HIDDEN = 32
 
-Route = namedtuple("Route", ["name", "recurrences", "forward", "loss_and_grad",
-                             "train_steps", "forecast"])
-Route.__doc__ = """The functions that serve one call, each with the signature of the kernel
-contract (``elman._kernels_numpy``): ``name`` is 'fused', 'gemm' or 'twin';
-``recurrences`` the ``_gemm_path.Recurrences`` the gemm and twin routes run
-(None for fused)."""
+class Route:
+    """The code that serves one call.
+
+    ``name`` is 'fused', 'gemm' or 'twin'; ``recurrences`` is the
+    ``_gemm_path.Recurrences`` the gemm and twin routes run (None for fused).
+    ``forward``, ``loss_and_grad``, ``train_steps`` and ``forecast`` are the
+    functions, each with the signature of the kernel contract (``_kernels_numpy``).
+    They are looked up when used, not when the route is made, so that one route per
+    shape class can be kept (and a test's spy on a kernel is still seen).
+    """
+
+    __slots__ = ("name", "recurrences", "_kernels", "_gemm")
+
+    def __init__(self, name, recurrences, kernels):
+        self.name, self.recurrences, self._kernels = name, recurrences, kernels
+        self._gemm = name == "gemm"
+
+    # Properties written out (not one getattr helper): forward is looked up on every
+    # model.forward call, where a few hundred nanoseconds show.
+    @property
+    def forward(self):
+        if self._gemm:
+            return partial(_gemm_path.forward, self.recurrences)
+        return self._kernels.forward
+
+    @property
+    def loss_and_grad(self):
+        if self._gemm:
+            return partial(_gemm_path.loss_and_grad, self.recurrences)
+        return self._kernels.loss_and_grad
+
+    @property
+    def train_steps(self):
+        if self._gemm:
+            return partial(_gemm_path.train_steps, self.recurrences)
+        return self._kernels.train_steps
+
+    @property
+    def forecast(self):
+        if self._gemm:
+            return partial(_gemm_path.forecast, self.recurrences)
+        return self._kernels.forecast
+
+    def __repr__(self):
+        where = "" if self.recurrences is None else f", {self.recurrences.name}"
+        return f"Route({self.name!r}{where}, {self._kernels.__name__})"
+
+
+# Routes already made, by (kernel module, kind of shape).
+_ROUTES = {}
+
+
+TWIN_MODULE = "elman._kernels_numpy"
 
 
 def is_twin(kernels):
     """True for the NumPy twin's module."""
-    return kernels.__name__ == "elman._kernels_numpy"
+    return kernels.__name__ == TWIN_MODULE
 
 
 def uses_fused_loops(batch, hidden):
@@ -88,18 +138,24 @@ def route(batch, hidden, kernels=None):
     units per layer, on ``kernels`` (the active backend's module when None)."""
     if kernels is None:
         kernels = _backend.get_kernels()
-    if is_twin(kernels):
-        return Route("twin", recurrences(batch, hidden, kernels), kernels.forward,
-                     kernels.loss_and_grad, kernels.train_steps, kernels.forecast)
-    if uses_fused_loops(batch, hidden):
-        return Route("fused", None, kernels.forward, kernels.loss_and_grad,
-                     kernels.train_steps, kernels.forecast)
-    chosen = recurrences(batch, hidden, kernels)
-    return Route("gemm", chosen,
-                 partial(_gemm_path.forward, chosen),
-                 partial(_gemm_path.loss_and_grad, chosen),
-                 partial(_gemm_path.train_steps, chosen),
-                 partial(_gemm_path.forecast, chosen))
+    # The tests of is_twin and uses_fused_loops, written out: a small forward pass
+    # takes a few microseconds, and this runs on every call.
+    if kernels.__name__ == TWIN_MODULE:
+        kind = "twin"
+    elif batch == 1 or batch * hidden * hidden <= FUSED_MAX_BATCH_HIDDEN2:
+        kind = "fused"
+    else:
+        kind = "blas steps" if uses_blas_steps(batch, hidden) else "compiled loops"
+    found = _ROUTES.get((kernels, kind))
+    if found is None:
+        if kind == "fused":
+            found = Route("fused", None, kernels)
+        else:
+            found = Route("twin" if kind == "twin" else "gemm",
+                          recurrences(batch, hidden, kernels), kernels)
+        if isinstance(kernels, ModuleType):  # not a test's wrapper of one
+            _ROUTES[(kernels, kind)] = found
+    return found
 
 
 def forward(theta, I, H, O, L, many_to_many, X, h0, lengths):

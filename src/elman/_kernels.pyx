@@ -460,9 +460,7 @@ def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
     cdef floating* o
     if n == 0:
         return
-    a = &A[0, 0]
-    p = &P_t[0, 0]
-    o = &out[0, 0]
+    a, p, o = &A[0, 0], &P_t[0, 0], &out[0, 0]
     with nogil:
         for i in range(n):
             o[i] = a[i] + p[i]
@@ -471,20 +469,11 @@ def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
 
 def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
                        const floating[:, ::1] h_t, floating[:, ::1] out):
-    cdef Py_ssize_t n = dH_t.shape[0] * dH_t.shape[1], i
-    cdef const floating* dh
-    cdef const floating* c
-    cdef const floating* h
-    cdef floating* o
+    cdef Py_ssize_t n = dH_t.shape[0] * dH_t.shape[1]
     if n == 0:
         return
-    dh = &dH_t[0, 0]
-    c = &carry[0, 0]
-    h = &h_t[0, 0]
-    o = &out[0, 0]
-    with nogil:
-        for i in range(n):
-            o[i] = (dh[i] + c[i]) * (1 - h[i] * h[i])
+    with nogil:  # the rows are contiguous: one row of n elements
+        _tanh_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], True, n, &out[0, 0])
 
 
 def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,

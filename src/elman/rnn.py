@@ -297,8 +297,9 @@ class RNN:
         h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch, unbatched,
                                  self.dtype)
         lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
-        Y, h_last = _engine.forward(self._theta, *self._sizes(), self.return_sequences, X, h0,
-                                    lengths)
+        Y, h_last = _engine.forward(self._theta, self.input_size, self.hidden_size,
+                                    self.output_size, self.num_layers, self.return_sequences,
+                                    X, h0, lengths)
         if not self.return_sequences:
             Y = Y[:, 0, :]
         if unbatched:

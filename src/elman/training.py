@@ -351,7 +351,9 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
         first_epoch = _restore_checkpoint(checkpoint, model, optimizer, rng, history, best)
 
     effective_batch = min(batch_size, n)
-    run_steps = _engine.route(effective_batch, H).train_steps
+    # Full BPTT runs whole steps by the route for the batch size; truncated BPTT asks
+    # the route table for each chunk (see _run_epoch_truncated).
+    run_steps = None if tbptt is not None else _engine.route(effective_batch, H).train_steps
 
     flops_per_sequence = 6.0 * steps * (H * I + (2 * L - 1) * H * H + H * O)
     chunk_batches = max(1, int(_CHUNK_SECONDS * _ASSUMED_FLOPS
