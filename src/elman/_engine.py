@@ -47,6 +47,8 @@ FUSED_MAX_BATCH_HIDDEN2 = 2 ** 19
 BLAS_STEPS_MIN_BATCH = 16
 BLAS_STEPS_MIN_HIDDEN = 32
 
+TWIN_MODULE = "elman._kernels_numpy"
+
 class Route:
     """The code that serves one call.
 
@@ -55,7 +57,8 @@ class Route:
     ``forward``, ``loss_and_grad``, ``train_steps`` and ``forecast`` are the
     functions, each with the signature of the kernel contract (``_kernels_numpy``).
     They are looked up when used, not when the route is made, so that one route per
-    shape class can be kept (and a test's spy on a kernel is still seen).
+    kind of shape can be kept (and a test's spy on a kernel is still seen); the
+    kernels of ``recurrences`` are bound when the route is first made.
     """
 
     __slots__ = ("name", "recurrences", "_kernels", "_gemm")
@@ -97,9 +100,6 @@ class Route:
 
 # Routes already made, by (kernel module, kind of shape).
 _ROUTES = {}
-
-
-TWIN_MODULE = "elman._kernels_numpy"
 
 
 def is_twin(kernels):
