@@ -36,6 +36,8 @@ GENERATED = [
 ]
 COMPILED = ["*.so", "*.pyd", "*.dylib", "*.dll"]
 DATASET = "src/elman/datasets/*.csv.gz"
+# Hand-written C headers the .pyx include: sources, in the sdist (never in a wheel).
+KERNEL_HEADERS = "src/elman/*.h"
 
 
 def matches(path, patterns):
@@ -94,11 +96,12 @@ def check_sdist(path, root, problems):
         "src/elman.egg-info/*",  # setuptools always writes its metadata here
         "src/elman/*.py", "src/elman/*/*.py", "src/elman/*.pyi", "src/elman/py.typed",
         "src/elman/*.pyx", "src/elman/*.pxd", "src/elman/*.pxi",
+        KERNEL_HEADERS,
         DATASET,
         "tests/*", "bench/*",
     ]
     for f in files:
-        if matches(f, GENERATED + COMPILED):
+        if matches(f, GENERATED + COMPILED) and not matches(f, [KERNEL_HEADERS]):
             problems.append(f"sdist: generated or built file {f}")
         elif not matches(f, allowed):
             problems.append(f"sdist: unexpected file {f}")

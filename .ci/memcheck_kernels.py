@@ -7,7 +7,7 @@ Shapes are small so the run stays short under valgrind (~50x slower than native)
 import numpy as np
 
 import elman
-from elman import _backend
+from elman import _backend, _engine, _gemm_path
 
 k = _backend.get_kernels("cython")
 rng = np.random.default_rng(0)
@@ -47,11 +47,25 @@ for trial in range(30):
             Whh = np.ascontiguousarray(m.get_weights()["layers.0.Whh"])
             recurrences(B, T, H, dtype, lens.astype(np.intp), Whh)
 
-# The recurrences' BLAS regime (a matmul per step, compiled elementwise work).
-B, H, T = k.BLAS_RECURRENCE_MIN_BATCH, k.BLAS_RECURRENCE_MIN_HIDDEN, 3
+# The recurrences' BLAS-step regime (a matmul per step, then the compiled
+# elementwise step kernels), as the route table runs it.
+B, H, T = _engine.BLAS_STEPS_MIN_BATCH, _engine.BLAS_STEPS_MIN_HIDDEN, 3
 for dtype in (np.float32, np.float64):
     Whh = (rng.normal(size=(H, H)) / np.sqrt(H)).astype(dtype)
-    recurrences(B, T, H, dtype, rng.integers(1, T + 1, B).astype(np.intp), Whh)
+    lens = rng.integers(1, T + 1, B).astype(np.intp)
+    blas = _engine.recurrences(B, H, k)
+    assert blas.name == "blas steps", blas.name
+    P = rng.normal(size=(T, B, H)).astype(dtype)
+    Hs = np.empty_like(P)
+    blas.forward(P, Whh, np.zeros((B, H), dtype), lens, Hs)
+    dA = np.empty_like(P)
+    blas.backward(P, Hs, Whh, lens, 0, np.zeros((B, H), dtype), dA)
+    # The gemm route's forecast steps the recurrence one step at a time.
+    m = elman.RNN(2, H, 2, num_layers=2, seed=1, dtype=dtype)
+    Y_out, h_last = np.empty((B, 3, 2), dtype), np.empty((2, B, H), dtype)
+    _gemm_path.forecast(blas, m.parameters, 2, H, 2, 2, rng.normal(size=(B, T, 2)).astype(dtype),
+                        np.zeros((2, B, H), dtype), np.arange(2, dtype=np.intp),
+                        np.zeros((B, 2, 2), dtype), Y_out, h_last)
 
 from elman._backend import instruction_set
 print(f"memcheck: exercised every compiled kernel ({instruction_set()}) on 62 shapes")

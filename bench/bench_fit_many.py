@@ -1,4 +1,4 @@
-"""200 small models: fit_many serially, on threads and on processes (issue 8's bench).
+"""200 small models: fit_many serially, on threads and on processes.
 
     python bench/bench_fit_many.py [--models 200] [--rounds 3] [--workers 2]
                                    [--backend active|cython|numpy|both] [--quick]

@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 
 from _common import (add_clock_argument, apply_clock_argument, format_seconds,  # noqa: E402
                      machine_line, print_table, time_interleaved)
-from elman import _backend, _gemm_path  # noqa: E402
+from elman import _backend  # noqa: E402
+from elman._layout import parameter_count  # noqa: E402
 
 SHAPES = [(3, 4, 7), (1, 5, 3), (1, 20, 5), (1, 50, 10), (1, 128, 50), (8, 256, 100)]
 STEPS = 64  # batch-1 training steps per train_steps call
@@ -41,7 +42,7 @@ def make_cases(kernels, shape):
     I, H, T = shape
     O, L = 1, 1
     rng = np.random.default_rng(0)
-    theta0 = rng.uniform(-0.3, 0.3, _gemm_path.parameter_count(I, H, O, L))
+    theta0 = rng.uniform(-0.3, 0.3, parameter_count(I, H, O, L))
     X = rng.normal(size=(STEPS, T, I))
     Y = rng.normal(size=(STEPS, T, O))
     lengths = np.full(STEPS, T, dtype=np.intp)

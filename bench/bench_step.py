@@ -1,4 +1,4 @@
-"""One training step, compiled kernels against their NumPy twin (issue 2's bench).
+"""One training step, compiled kernels against their NumPy twin.
 
     python bench/bench_step.py [--quick] [--rounds N]
 
@@ -15,7 +15,7 @@ batch 1, one output):
   writes their own loop sees it. At these sizes it is mostly interpreter time.
 
 All cases run interleaved in one process (see ``_common``); each prints the median
-and the twin/compiled ratio. Issue 2 asks for a compiled step at least 10 times
+and the twin/compiled ratio. The target is a compiled step at least 10 times
 faster than the twin at both sizes; the check is on the ``fit`` step.
 """
 

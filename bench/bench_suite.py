@@ -1,4 +1,4 @@
-"""The performance suite of issue 5: elman compiled, its NumPy twin, and PyTorch.
+"""The performance suite: elman compiled, its NumPy twin, and PyTorch.
 
     python bench/bench_suite.py [--quick] [--threads N] [--rounds N] [--no-torch]
                                 [--shapes "I,H,T,B;I,H,T,B"] [--dtypes float64,float32]
@@ -25,7 +25,8 @@ Memory (float64 step, compiled backend): the peak of what one training step
 allocates beyond its inputs and the model: tracemalloc's peak over one ``fit``
 step (NumPy registers its allocations with tracemalloc) plus the C buffer the
 compiled ``train_steps`` mallocs, computed from its size formula
-(``_kernels._train_steps_malloc_elements``; tracemalloc cannot see C mallocs). The
+(``train_steps_malloc_elements`` below, which follows ``train_steps`` and
+``_loss_grad_work_size`` in ``_kernels.pyx``; tracemalloc cannot see C mallocs). The
 table states it as  states + k x weights,  where states = the hidden states
 the backward pass must keep (layers x batch x time x hidden) and weights = the
 parameter vector, so k is the number of weight-sized buffers on top of the states.
@@ -53,8 +54,7 @@ import numpy as np  # noqa: E402
 import elman  # noqa: E402
 from _common import (add_clock_argument, apply_clock_argument, format_seconds,  # noqa: E402
                      machine_line, print_table, time_interleaved)
-from elman import _backend, _gemm_path  # noqa: E402
-from elman.rnn import _use_fused_loops  # noqa: E402
+from elman import _backend, _engine  # noqa: E402
 
 SHAPES = [(1, 50, 10, 1), (3, 4, 7, 1), (1, 20, 5, 1), (1, 5, 3, 1), (1, 128, 50, 1),
           (8, 256, 100, 1), (8, 64, 50, 32), (32, 256, 100, 64), (64, 512, 100, 128)]
@@ -151,6 +151,17 @@ def gemm_cases(dtype):
     return run
 
 
+def train_steps_malloc_elements(I, H, O, L, batch, T, P):
+    """Floating-point elements the compiled train_steps mallocs for one call: the
+    gradient, the gathered batch (X, Y, h0) and _loss_and_grad's work buffer
+    (transposes, the states of every layer, two buffers for the layer below, a few
+    vectors, dA of one sequence and one layer's gWxh^T); see _kernels.pyx."""
+    sequence = batch * T * H
+    work = (H * I + (L - 1) * H * H + L * sequence + (2 * sequence if L > 1 else 0)
+            + 2 * H + O + T * H + max(I, H) * H)
+    return P + batch * T * I + batch * T * O + L * batch * H + work + 1
+
+
 def step_memory(shape, dtype="float64"):
     """(peak extra bytes of one compiled fit step, states bytes, weights bytes, path)."""
     I, H, T, B = shape
@@ -169,12 +180,11 @@ def step_memory(shape, dtype="float64"):
                   shuffle=False)
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
-        kernels = _backend.get_kernels("cython")
-        fused = _use_fused_loops(kernels, B, H)
+        fused = _engine.route(B, H).name == "fused"
     c_malloc = 0
     if fused:
-        c_malloc = kernels._train_steps_malloc_elements(I, H, OUTPUT, L, B, T,
-                                                        model.n_params) * itemsize
+        c_malloc = train_steps_malloc_elements(I, H, OUTPUT, L, B, T,
+                                               model.n_params) * itemsize
     # On the gemm path the compiled recurrences malloc nothing: every buffer is a
     # NumPy array, which tracemalloc sees.
     states = L * B * T * H * itemsize

@@ -4,9 +4,10 @@ Three compiled routes are compared with the twin:
 
 * the fused loops (``kernels.forward`` / ``kernels.loss_and_grad``, one call into
   compiled code per step), called directly on every shape;
-* ``_gemm_path`` wrapped around the compiled recurrences (what ``elman.rnn`` uses
-  for large batch * hidden**2), called directly on every shape;
-* the public model API, which dispatches between the two (``rnn._use_fused_loops``);
+* ``_gemm_path`` wrapped around the compiled recurrences the route table picks for
+  the shape (what the model uses for large batch * hidden**2), called directly on
+  every shape;
+* the public model API, which dispatches between the two (``_engine.route``);
   the shape list covers both sides of that switch, and a spy checks which route
   a call really took.
 
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 import elman
-from elman import _gemm_path, rnn
+from elman import _engine, _gemm_path
 from elman.optimizers import SGD, Adam
 
 
@@ -130,8 +131,8 @@ def _kernel_loss_and_grad(loss_and_grad, model, X, Y, h0, lengths):
     return loss, grad
 
 
-def _gemm_with(kernels):
-    recurrences = rnn._recurrences(kernels)
+def _gemm_with(kernels, batch, hidden):
+    recurrences = _engine.recurrences(batch, hidden, kernels)
 
     def forward(*args):
         _gemm_path.forward(recurrences, *args)
@@ -151,7 +152,7 @@ def test_fused_and_gemm_routes_match_twin(case, compiled_kernels, twin_kernels, 
         twin_kernels.loss_and_grad, model, X, Y, h0, lengths)
     assert expected_Y.dtype == dtype and np.isfinite(expected_loss)
 
-    gemm_forward, gemm_loss_and_grad = _gemm_with(compiled_kernels)
+    gemm_forward, gemm_loss_and_grad = _gemm_with(compiled_kernels, case.batch, case.hidden)
     routes = {
         "fused": (compiled_kernels.forward, compiled_kernels.loss_and_grad),
         "gemm": (gemm_forward, gemm_loss_and_grad),
@@ -189,9 +190,9 @@ def test_model_api_agrees(case, both_backends, assert_close):
 
 
 def test_cases_cover_both_dispatch_regimes(compiled_kernels):
-    fused = {rnn._use_fused_loops(compiled_kernels, c.batch, c.hidden) for c in CASES}
-    assert fused == {True, False}
-    # Everything the brief asks the shapes to span.
+    routes = {_engine.route(c.batch, c.hidden, compiled_kernels).name for c in CASES}
+    assert routes == {"fused", "gemm"}
+    # Everything the shapes must span.
     assert {c.layers for c in CASES} == {1, 2, 3}
     assert min(c.hidden for c in CASES) == 1 and max(c.hidden for c in CASES) == 300
     assert {c.batch == 1 for c in CASES} == {True, False}
@@ -204,7 +205,7 @@ def test_cases_cover_both_dispatch_regimes(compiled_kernels):
 @pytest.mark.parametrize("batch, hidden, route", [
     (1, 300, "fused"),   # batch 1 always stays on the fused loops
     (2, 8, "fused"),
-    (40, 128, "gemm"),   # batch * hidden**2 above rnn.FUSED_MAX_BATCH_HIDDEN2
+    (40, 128, "gemm"),   # batch * hidden**2 above _engine.FUSED_MAX_BATCH_HIDDEN2
 ])
 def test_model_dispatch_takes_the_route_it_says(batch, hidden, route, compiled_kernels,
                                                 monkeypatch):
@@ -226,7 +227,7 @@ def test_model_dispatch_takes_the_route_it_says(batch, hidden, route, compiled_k
     with elman.use_backend("cython"):
         model.forward(X)
         model.loss_and_grad(X, rng.normal(size=(batch, 3, 1)))
-    assert rnn._use_fused_loops(compiled_kernels, batch, hidden) == (route == "fused")
+    assert _engine.route(batch, hidden, compiled_kernels).name == route
     assert calls == [(route, "forward"), (route, "loss_and_grad")]
 
 
@@ -306,6 +307,33 @@ def test_forecast_agrees(layers, inputs, outputs, feedback, dtype, both_backends
                                    future=future, return_state=True)
     assert_close(compiled[0], twin[0], dtype, what="forecasts")
     assert_close(compiled[1], twin[1], dtype, what="forecast final states")
+
+
+@pytest.mark.parametrize("batch, hidden", [(1, 300), (2, 8), (40, 128)])
+def test_forecast_takes_the_route_it_says(batch, hidden, compiled_kernels, monkeypatch,
+                                          both_backends, assert_close):
+    """forecast follows the route table like forward (fused loops, or the gemm path
+    stepping the table's recurrences), and every route agrees with the twin."""
+    route = _engine.route(batch, hidden, compiled_kernels).name
+    calls = []
+    original_fused, original_gemm = compiled_kernels.forecast, _gemm_path.forecast
+    monkeypatch.setattr(compiled_kernels, "forecast",
+                        lambda *a: (calls.append("fused"), original_fused(*a))[1])
+    monkeypatch.setattr(_gemm_path, "forecast",
+                        lambda *a: (calls.append("gemm"), original_gemm(*a))[1])
+    rng = np.random.default_rng(hidden)
+    model = elman.RNN(3, hidden, 2, num_layers=2, seed=hidden)
+    history = rng.normal(size=(batch, 4, 3))
+    future = rng.normal(size=(batch, 5, 3))
+    h0 = rng.uniform(-0.5, 0.5, size=(2, batch, hidden))
+    compiled, twin = both_backends(model.forecast, history, 6, h0=h0, feedback=[1, -1],
+                                   future=future, return_state=True)
+    assert calls[0] == route and calls[1:] == ["gemm"]  # the twin runs _gemm_path
+    assert_close(compiled[0], twin[0], model.dtype, what="forecasts")
+    assert_close(compiled[1], twin[1], model.dtype, what="forecast final states")
+    # The first forecast is the output after the last history step.
+    last = model.forward(history, h0)[:, -1]
+    assert_close(compiled[0][:, 0], last, model.dtype, what="first forecast")
 
 
 @pytest.mark.parametrize("optimizer, clip_value, clip_norm, dtype", [

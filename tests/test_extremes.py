@@ -85,14 +85,13 @@ import numpy as np
 import pytest
 
 import elman
-from elman import _backend
+from elman import _engine
 from elman.optimizers import SGD
-from elman.rnn import _use_fused_loops
 from elman.training import TrainingDivergedError
 
 DTYPES = ["float64", "float32"]
 # (hidden, batch): 8 x 4 runs the compiled fused loops; 128 x 40 the GEMM path
-# (batch * hidden**2 = 655360 > FUSED_MAX_BATCH_HIDDEN2).
+# (batch * hidden**2 = 655360 > _engine.FUSED_MAX_BATCH_HIDDEN2).
 PATHS = {"fused": (8, 4), "gemm": (128, 40)}
 CROSS_BACKEND_BOUND = {"float64": 1e-12, "float32": 1e-4}
 
@@ -120,7 +119,7 @@ def test_inputs_of_1e6_and_saturating_weights_stay_finite(dtype, path, backend):
     Y = rng.normal(size=(batch, 9, 2)) * 1e6
     model = _saturated_model(dtype, hidden)
     if path == "gemm" and backend == "cython":
-        assert not _use_fused_loops(_backend.get_kernels(), batch, hidden)
+        assert _engine.route(batch, hidden).name == "gemm"
 
     out, state = model.forward(X, return_state=True)
     _assert_all_finite(out, state, what="forward")

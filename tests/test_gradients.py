@@ -1,4 +1,4 @@
-"""The gradients are the derivatives of the loss, and the loss is the issue's formula.
+"""The gradients are the derivatives of the loss, and the loss is the model's formula.
 
 Three independent anchors, each run on both backends:
 
@@ -6,18 +6,18 @@ Three independent anchors, each run on both backends:
   coordinate at small sizes and on a few random coordinates at large ones,
   including saturated tanh, many-to-one, three layers, a nonzero h0 and ragged
   batches whose padded targets are NaN;
-* a forward pass written here as a plain per-step loop over the issue's formulas
+* a forward pass written here as a plain per-step loop over the model's formulas
   (a_t = Wxh x_t + Whh h_{t-1} + bh, h_t = tanh(a_t), y_t = Why h_t + by) and the
   loss mean((y_hat - y)**2), sharing no code with elman;
 * backpropagation through time written here, per sequence and per step, from the
-  issue's recurrence dh_t = Why^T dy_t + Whh^T da_{t+1}, da_t = dh_t (1 - h_t**2).
+  recurrence dh_t = Why^T dy_t + Whh^T da_{t+1}, da_t = dh_t (1 - h_t**2).
 """
 
 import numpy as np
 import pytest
 
 import elman
-from elman import rnn
+from elman import _engine
 
 
 # --------------------------------------------------------------- references
@@ -234,7 +234,7 @@ def test_gradient_at_gemm_path_sizes(many_to_many, backend):
         seed=11, batch=40, steps=4, inputs=3, hidden=128, outputs=2, layers=2,
         many_to_many=many_to_many, nonzero_h0=True, ragged=True, weight_scale=1.5)
     if backend == "cython":
-        assert not rnn._use_fused_loops(elman._backend.get_kernels(), 40, 128)
+        assert _engine.route(40, 128).name == "gemm"
     checked = finite_difference_check(model, X, Y, h0, lengths, coordinates=3)
     assert checked == sum(min(3, w.size) for w in model.get_weights().values())
 

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from elman import _backend, _gemm_path
+from elman import _backend
+from elman._layout import parameter_count
 from elman import _kernels_numpy as twin
 
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -46,7 +47,7 @@ def _close(actual, expected, dtype):
 
 def _case(seed, dtype, I, H, O, L, B, T):
     rng = np.random.default_rng(seed)
-    P = _gemm_path.parameter_count(I, H, O, L)
+    P = parameter_count(I, H, O, L)
     theta = rng.uniform(-0.6, 0.6, P).astype(dtype)
     X = rng.normal(size=(B, T, I)).astype(dtype)
     Y = rng.normal(size=(B, T, O)).astype(dtype)

@@ -26,6 +26,7 @@ import pytest
 
 import elman
 from elman import model_file
+from elman._layout import weight_shapes
 from elman.model_file import ModelFileError, load, load_with_metadata, read_metadata, save
 from elman.optimizers import SGD, Adam
 
@@ -692,7 +693,7 @@ def test_absurd_configuration_allocates_nothing(saved, tmp_path):
     hidden = 2 ** 15
     config = dict(saved[1].get_config(), input_size=1, output_size=1, num_layers=1,
                   hidden_size=hidden)
-    shapes = model_file._gemm_path.weight_shapes(1, hidden, 1, 1)
+    shapes = weight_shapes(1, hidden, 1, 1)
     header = {"format": "elman-model", "format_version": 1, "elman_version": "0.1.0",
               "model": {"class": "RNN", "config": config},
               "arrays": [{"name": n, "dtype": "<f8", "shape": list(s)}

@@ -164,7 +164,7 @@ class _CheckedKernels:
                 f"{name} outside [1, {steps}]")
 
     def _sizes(self, theta, I, H, O, L):
-        from elman._gemm_path import parameter_count
+        from elman._layout import parameter_count
 
         _expect(all(isinstance(v, int) and v >= 1 for v in (I, H, O, L)), "bad sizes")
         _expect(theta.dtype in (np.float32, np.float64), f"theta is {theta.dtype}")

@@ -1,4 +1,4 @@
-"""``RNN.fit`` (issue 3's training items, issue 7's items about fit), on both backends.
+"""``RNN.fit`` on both backends.
 
 The anchors are independent of the code under test:
 
@@ -28,12 +28,13 @@ import subprocess
 import sys
 import textwrap
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import elman
-from elman import _backend, _gemm_path, rnn, training
+from elman import _backend, _engine, _gemm_path, training
 from elman.optimizers import SGD, Adam
 from elman.training import History, TrainingDivergedError
 
@@ -340,10 +341,9 @@ def test_compiled_fit_agrees_with_twin(case, both_backends, compiled_kernels, mo
     X, Y, lengths = make_data(**data_kwargs)
     batch = min(fit_kwargs["batch_size"], X.shape[0])
     hidden = model_kwargs["hidden_size"]
-    fused = rnn._use_fused_loops(compiled_kernels, batch, hidden)
-    assert fused == (route == "fused")
+    assert _engine.route(batch, hidden, compiled_kernels).name == route
     if route == "gemm":
-        assert batch * hidden ** 2 > rnn.FUSED_MAX_BATCH_HIDDEN2
+        assert batch * hidden ** 2 > _engine.FUSED_MAX_BATCH_HIDDEN2
 
     gemm_calls = []
     original = _gemm_path.train_steps
@@ -365,10 +365,12 @@ def test_compiled_fit_agrees_with_twin(case, both_backends, compiled_kernels, mo
 
     compiled_gemm = [r for name, r in gemm_calls if name == "cython"]
     if route == "gemm":
-        # The compiled backend ran _gemm_path with its own compiled recurrences.
+        # The compiled backend ran _gemm_path with its own compiled recurrences (at
+        # these sizes, BLAS steps around the compiled elementwise step kernels).
         assert compiled_gemm
-        assert all(r.forward is compiled_kernels.recurrence_forward
-                   and r.backward is compiled_kernels.recurrence_backward
+        assert all(r.name == "blas steps"
+                   and r.forward.args == (compiled_kernels.tanh_step_forward,)
+                   and r.backward.args == (compiled_kernels.tanh_step_backward,)
                    for r in compiled_gemm)
     else:
         assert not compiled_gemm
@@ -462,8 +464,7 @@ def _unstable(case):
 def test_divergence_stops_with_last_finite_weights(case, backend):
     model, X, Y, kwargs = _unstable(case)
     if case == "gemm" and backend == "cython":
-        assert not rnn._use_fused_loops(_backend.get_kernels(), X.shape[0],
-                                        model.hidden_size)
+        assert _engine.route(X.shape[0], model.hidden_size).name == "gemm"
     optimizer = SGD(lr=100.0)
     with pytest.raises(TrainingDivergedError, match="diverged") as caught:
         model.fit(X, Y, epochs=500, optimizer=optimizer, **kwargs)
@@ -984,19 +985,25 @@ def test_tbptt_matches_hand_written_truncation(ragged, backend, assert_close,
 
     # Spy on what the truncated path computes with: never more than k steps at once.
     seen = []
-    original_loss_and_grad = model._loss_and_grad_checked
-    original_forward = model._forward_checked
+    original_route = _engine.route
 
-    def spy_loss_and_grad(Xc, Yc, h0, chunk_lengths, grad):
-        seen.append(("loss_and_grad", Xc.shape[1], Yc.shape[1], bool(np.any(h0))))
-        return original_loss_and_grad(Xc, Yc, h0, chunk_lengths, grad)
+    def spied_route(batch, hidden, kernels=None):
+        chosen = original_route(batch, hidden, kernels)
 
-    def spy_forward(Xc, h0, chunk_lengths):
-        seen.append(("forward", Xc.shape[1], None, bool(np.any(h0))))
-        return original_forward(Xc, h0, chunk_lengths)
+        def spy_loss_and_grad(*args):
+            Xc, Yc, h0 = args[6:9]
+            seen.append(("loss_and_grad", Xc.shape[1], Yc.shape[1], bool(np.any(h0))))
+            return chosen.loss_and_grad(*args)
 
-    monkeypatch.setattr(model, "_loss_and_grad_checked", spy_loss_and_grad)
-    monkeypatch.setattr(model, "_forward_checked", spy_forward)
+        def spy_forward(*args):
+            Xc, h0 = args[6:8]
+            seen.append(("forward", Xc.shape[1], None, bool(np.any(h0))))
+            return chosen.forward(*args)
+
+        return SimpleNamespace(name=chosen.name, loss_and_grad=spy_loss_and_grad,
+                               forward=spy_forward)
+
+    monkeypatch.setattr(_engine, "route", spied_route)
     monkeypatch.setattr(training, "_run_epoch",
                         lambda *a, **kw: pytest.fail("full-BPTT path used with tbptt"))
     history = model.fit(X, Y, epochs=2, batch_size=3, optimizer="sgd", lr=0.1, shuffle=False,

@@ -2,10 +2,14 @@
 
 Everything that is not recurrent is hoisted out of the time loop into matrix
 products over many steps and the whole batch: the input projection of each layer,
-the output head, and the weight-gradient sums. Only ``recurrence_forward`` and
-``recurrence_backward`` walk through time; they come from a kernel module (the
-NumPy twin's, or the compiled one's for large shapes), passed in as
-``recurrences``. See ``_kernels_numpy`` for the contract of every argument.
+the output head, and the weight-gradient sums. Only the recurrences walk through
+time; the route table (``elman._engine``) passes them in as ``recurrences``: the
+compiled per-sequence loops (``recurrence_forward`` / ``recurrence_backward``), or
+the BLAS-step recurrences below, which take one matrix product per step for the
+whole batch and leave the elementwise part of the step to a kernel module's
+``tanh_step_forward`` / ``tanh_step_backward`` (the NumPy twin's recurrences are
+these, with NumPy's elementwise steps). See ``_kernels_numpy`` for the contract of
+every argument.
 
 Layout: the caller's arrays are batch-major, (B, T, ...); inside, every sequence of
 states is time-major, (T, B, H). Then the states of one step, of a run of steps and
@@ -29,9 +33,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from elman.optimizers import apply_update, clip_flat
+from elman._layout import parameter_views
+from elman._update import apply_update, clip_flat
 
-Recurrences = namedtuple("Recurrences", ["forward", "backward"])
+# The two recurrences a route runs; ``name`` says which they are.
+Recurrences = namedtuple("Recurrences", ["name", "forward", "backward"])
 
 # Sequence-steps (batch x steps) per backward block, at least: long enough that
 # the weight-gradient products (H x kB) (kB x H) run near the BLAS rate, short
@@ -39,40 +45,40 @@ Recurrences = namedtuple("Recurrences", ["forward", "backward"])
 _BLOCK_ROWS = 256
 
 
-def parameter_count(I, H, O, L):
-    """Length of the flat parameter vector for these sizes."""
-    return (H * I + H * H + H) + (L - 1) * (2 * H * H + H) + O * H + O
+def blas_recurrence_forward(step, P, Whh, h0, lengths, Hs):
+    """``recurrence_forward`` (see the contract) as one BLAS product per step for the
+    whole batch, then ``step(A, P_t, out)``: out = tanh(A + P_t), elementwise."""
+    steps, batch, hidden = P.shape
+    if batch == 0 or hidden == 0:
+        return
+    shortest = int(lengths.min())
+    WhhT = Whh.T
+    product = np.empty((batch, hidden), dtype=P.dtype)
+    h = h0
+    for t in range(steps):
+        np.matmul(h, WhhT, out=product)
+        out = Hs[t]
+        step(product, P[t], out)
+        if t >= shortest:  # padded sequences hold their state
+            np.copyto(out, h, where=(t >= lengths)[:, None])
+        h = out
 
 
-def weight_shapes(I, H, O, L):
-    """Name and shape of every weight, in the order of the flat vector."""
-    shapes = {}
-    for layer in range(L):
-        shapes[f"layers.{layer}.Wxh"] = (H, I if layer == 0 else H)
-        shapes[f"layers.{layer}.Whh"] = (H, H)
-        shapes[f"layers.{layer}.bh"] = (H,)
-    shapes["Why"] = (O, H)
-    shapes["by"] = (O,)
-    return shapes
-
-
-def parameter_views(theta, I, H, O, L):
-    """Views into the flat vector: ([(Wxh, Whh, bh) per layer], Why, by)."""
-    layers = []
-    offset = 0
-    for layer in range(L):
-        fan_in = I if layer == 0 else H
-        Wxh = theta[offset:offset + H * fan_in].reshape(H, fan_in)
-        offset += H * fan_in
-        Whh = theta[offset:offset + H * H].reshape(H, H)
-        offset += H * H
-        bh = theta[offset:offset + H]
-        offset += H
-        layers.append((Wxh, Whh, bh))
-    Why = theta[offset:offset + O * H].reshape(O, H)
-    offset += O * H
-    by = theta[offset:offset + O]
-    return layers, Why, by
+def blas_recurrence_backward(step, dH, Hs, Whh, lengths, start, carry, dA):
+    """``recurrence_backward`` (see the contract) as ``step(dH_t, carry, h_t, out)``:
+    out = (dH_t + carry) (1 - h_t^2), elementwise, then one BLAS product per step."""
+    steps, batch, hidden = dH.shape
+    if batch == 0 or hidden == 0:
+        return
+    shortest = int(lengths.min())
+    for i in range(steps - 1, -1, -1):
+        t = start + i
+        da = dA[i]
+        step(dH[i], carry, Hs[i], da)
+        if t >= shortest:  # nothing flows back through padded steps
+            da[t >= lengths] = 0.0
+        if t > 0:
+            np.matmul(da, Whh, out=carry)
 
 
 def _block_steps(batch, hidden, steps):
@@ -272,17 +278,23 @@ def forecast(recurrences, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_l
     batch, steps, _ = X.shape
     lengths = np.full(batch, steps, dtype=np.intp)
     states = _run_layers(recurrences, layers, _time_major(X), h0, lengths)
-    h = [Hs[-1].copy() for Hs in states]
-    y = h[-1] @ Why.T + by
-    Y_out[:, 0] = y
+    h = [Hs[-1] for Hs in states]
+    one_step = np.ones(batch, dtype=np.intp)
+    y = Y_out[:, 0]
+    np.matmul(h[-1], Why.T, out=y)
+    y += by
     fed = np.flatnonzero(feedback >= 0)
     for s in range(1, Y_out.shape[1]):
         x = future[:, s - 1].copy()
         x[:, feedback[fed]] = y[:, fed]
         for layer, (Wxh, Whh, bh) in enumerate(layers):
-            h[layer] = np.tanh(x @ Wxh.T + h[layer] @ Whh.T + bh)
-            x = h[layer]
-        y = h[-1] @ Why.T + by
-        Y_out[:, s] = y
+            # One step of the layer's recurrence, with its input projection as P.
+            P = (x @ Wxh.T)[None]
+            P += bh
+            recurrences.forward(P, Whh, h[layer], one_step, P)
+            h[layer] = x = P[0]
+        y = Y_out[:, s]
+        np.matmul(h[-1], Why.T, out=y)
+        y += by
     for layer in range(L):
         h_last[layer] = h[layer]

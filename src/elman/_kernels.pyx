@@ -3,7 +3,7 @@
 training steps, as typed-memoryview loops that run without the GIL.
 
 Same functions, signatures and results as the NumPy twin, ``_kernels_numpy``, whose
-docstring is the contract. Inputs are trusted: ``elman.rnn`` validates, casts and
+docstring is the contract. Inputs are trusted: the model validates, casts and
 allocates before calling. Directives (bounds checks off, ...) are set in setup.py,
 where ELMAN_CYTHON_DEBUG=1 turns the checks back on.
 
@@ -13,8 +13,12 @@ about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``train_steps`` and
 ``forecast`` each do all of their work (projection, recurrence, head, loss and
 gradient sums) inside one call, in loops over contiguous rows that the compiler
 vectorises. Large shapes go through ``_gemm_path`` instead, which wraps BLAS
-products around ``recurrence_forward`` / ``recurrence_backward``; the dispatch
-between the two lives in ``elman.rnn``.
+products around ``recurrence_forward`` / ``recurrence_backward`` or around the
+elementwise step kernels ``tanh_step_forward`` / ``tanh_step_backward``; which
+code serves a call is decided in one place, the route table ``elman._engine``.
+
+The C helpers (tanh, tiled gradient sums, matrix-vector product) are in
+``_kernels.h``; the optimizer codes and constants come from ``elman._update``.
 
 This source is compiled twice: as ``_kernels`` for any x86-64 (or other) CPU, and,
 on x86-64, as ``_kernels_avx2`` with AVX2 and FMA enabled (``_kernels_avx2.pyx``
@@ -23,239 +27,37 @@ includes this file). ``elman._backend`` imports the second when the CPU has both
 
 cimport cython
 from cython cimport floating
-import numpy as np
 from libc.math cimport sqrt, sqrtf, isfinite, pow
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
-# Same numbering and constant as elman.optimizers.
-cdef enum:
-    SGD_CODE = 0
-    ADAM_CODE = 1
-cdef double NORM_CLIP_EPS = 1e-6
+from elman import _update
+
+# The optimizer codes, the hyperparameter layout and the clipping constant have one
+# source, elman._update; the training loop reads these C copies, set at import.
+cdef int SGD_CODE = _update.SGD_CODE
+cdef int ADAM_CODE = _update.ADAM_CODE
+cdef Py_ssize_t HYPER_LR = _update.HYPER_LR
+cdef Py_ssize_t HYPER_BETA1 = _update.HYPER_BETA1
+cdef Py_ssize_t HYPER_BETA2 = _update.HYPER_BETA2
+cdef Py_ssize_t HYPER_EPS = _update.HYPER_EPS
+cdef Py_ssize_t HYPER_WEIGHT_DECAY = _update.HYPER_WEIGHT_DECAY
+cdef double NORM_CLIP_EPS = _update.NORM_CLIP_EPS
+
+# The values this module computes with, as Python sees them
+# (tests/test_kernel_contract.py compares them with elman._update).
+UPDATE_CONSTANTS = {
+    "SGD_CODE": SGD_CODE, "ADAM_CODE": ADAM_CODE, "HYPER_LR": HYPER_LR,
+    "HYPER_BETA1": HYPER_BETA1, "HYPER_BETA2": HYPER_BETA2, "HYPER_EPS": HYPER_EPS,
+    "HYPER_WEIGHT_DECAY": HYPER_WEIGHT_DECAY, "NORM_CLIP_EPS": NORM_CLIP_EPS,
+}
 
 
 # ---------------------------------------------------------------------------
-# tanh that the compiler can vectorise
+# C helpers (_kernels.h): tanh, gradient-sum tiles, row-dot matrix-vector product
 # ---------------------------------------------------------------------------
-#
-# Why not libm: its tanh is a call per element (about 12 ns here), a third of a
-# training step at hidden 50 and more at larger batches. This one is straight-line
-# code (both branches computed, then selected), so GCC vectorises a loop over a row
-# of pre-activations -- given -fno-trapping-math (setup.py): without it GCC 12 keeps
-# the selects as branches and the loop scalar (8 ns an element; 2.2 ns with it, for
-# float64 on the AVX2 build, against 14 ns for np.tanh). Accuracy (tests/test_tanh.py checks it against np.tanh over
-# the whole range, incl. -0.0, subnormals, huge values, +-inf and NaN): within 2
-# ulp in float64; float32 is computed in float64 and rounded once.
-#   |x| < 0.625: Cephes' rational approximation, x + x z P(z)/Q(z), z = x^2
-#   (exact for subnormals and keeps the sign of zero);
-#   otherwise: 1 - 2 / (exp(2|x|) + 1), exp by Cephes' Cody-Waite reduction and
-#   rational approximation, 2^n from the exponent bits. |x| is clamped to 22, where
-#   tanh rounds to 1; "ax > 22 ? 22 : ax" keeps NaN (fmin would not).
-cdef extern from *:
-    """
-    #include <math.h>
-    #include <stdint.h>
-    #include <string.h>
 
-    static inline double elman_tanh(double x)
-    {
-        double ax = fabs(x);
-        double z = ax * ax;
-        double p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
-                   - 1.61468768441708447952e3;
-        double q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
-                   + 4.84406305325125486048e3;
-        double small = ax + ax * z * (p / q);
-        double w = 2.0 * (ax > 22.0 ? 22.0 : ax);
-        double k = w * 1.4426950408889634074 + 0x1.8p52;  /* round(w / ln 2) */
-        uint64_t kbits;
-        memcpy(&kbits, &k, sizeof kbits);
-        k -= 0x1.8p52;
-        double r = (w - k * 6.93145751953125e-1) - k * 1.42860682030941723212e-6;
-        double rr = r * r;
-        double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
-                         + 9.99999999999999999910e-1);
-        double qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
-                     + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0;
-        double e = 1.0 + 2.0 * (px / (qx - px));
-        uint64_t sbits = (kbits + 1023u) << 52;        /* 2^round(w / ln 2) */
-        double scale;
-        memcpy(&scale, &sbits, sizeof scale);
-        double large = 1.0 - 2.0 / (e * scale + 1.0);
-        return copysign(ax < 0.625 ? small : large, x);
-    }
-
-    static void elman_tanh_inplace_d(double *a, Py_ssize_t n)
-    {
-        for (Py_ssize_t i = 0; i < n; i++)
-            a[i] = elman_tanh(a[i]);
-    }
-
-    static void elman_tanh_inplace_f(float *a, Py_ssize_t n)
-    {
-        for (Py_ssize_t i = 0; i < n; i++)
-            a[i] = (float)elman_tanh((double)a[i]);
-    }
-    /* C (m x n, rows ldc apart) += A^T B, for A (k x m) and B (k x n), rows lda and
-     * ldb apart:  C[i][j] += sum over t < k of A[t][i] B[t][j].
-     *
-     * Why: the weight gradients are such sums over the steps of a sequence (gWhh =
-     * dA^T H_prev, gWxh^T = X^T dA), and the plain loop (one row of C at a time,
-     * all k rows of B streamed past it) reads B once per row of C: at hidden 128 and
-     * 50 steps that is 50 KiB, more than L1, 128 times a step. Here a 4 x 2-vector
-     * tile of C stays in registers while B's rows stream past once per 4 rows of C:
-     * 8 FMAs per 2 loads and 4 broadcasts.
-     *
-     * Every element is summed in the same order on every path (t ascending from 0,
-     * then added to C), so the vector tiles and the scalar edges agree exactly. GCC
-     * and clang vector extensions compile to AVX2 in the _avx2 build and to SSE2
-     * pairs in the baseline one; other compilers (MSVC) take the scalar loops,
-     * which a GCC build also takes with -DELMAN_SCALAR_TILES (to test them). */
-    #if (defined(__GNUC__) || defined(__clang__)) && !defined(ELMAN_SCALAR_TILES)
-    #define ELMAN_VECTOR_TILES 1
-    typedef double elman_v4d __attribute__((vector_size(32), aligned(8)));
-    typedef float elman_v8f __attribute__((vector_size(32), aligned(4)));
-    #else
-    #define ELMAN_VECTOR_TILES 0
-    #endif
-
-    #define ELMAN_GEMM_TN_EDGE(T)                                                  \
-        static void elman_gemm_tn_edge_##T(Py_ssize_t i0, Py_ssize_t i1,           \
-                Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t k, const T *A,          \
-                Py_ssize_t lda, const T *B, Py_ssize_t ldb, T *C, Py_ssize_t ldc) \
-        {                                                                          \
-            for (Py_ssize_t i = i0; i < i1; i++)                                   \
-                for (Py_ssize_t j = j0; j < j1; j++) {                             \
-                    T s = 0;                                                       \
-                    for (Py_ssize_t t = 0; t < k; t++)                             \
-                        s += A[t * lda + i] * B[t * ldb + j];                      \
-                    C[i * ldc + j] += s;                                           \
-                }                                                                  \
-        }
-    ELMAN_GEMM_TN_EDGE(double)
-    ELMAN_GEMM_TN_EDGE(float)
-
-    #if ELMAN_VECTOR_TILES
-    #define ELMAN_GEMM_TN(T, V, W, SUFFIX)                                          \
-        static void elman_gemm_tn_##SUFFIX(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, \
-                const T *A, Py_ssize_t lda, const T *B, Py_ssize_t ldb, T *C,      \
-                Py_ssize_t ldc)                                                    \
-        {                                                                          \
-            Py_ssize_t m4 = m - m % 4, nw = n - n % (2 * W);                       \
-            for (Py_ssize_t i = 0; i < m4; i += 4) {                               \
-                for (Py_ssize_t j = 0; j < nw; j += 2 * W) {                       \
-                    V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0};                  \
-                    V c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};                  \
-                    for (Py_ssize_t t = 0; t < k; t++) {                           \
-                        const T *a = A + t * lda + i;                              \
-                        V b0 = *(const V *)(B + t * ldb + j);                      \
-                        V b1 = *(const V *)(B + t * ldb + j + W);                  \
-                        c00 += a[0] * b0; c01 += a[0] * b1;                        \
-                        c10 += a[1] * b0; c11 += a[1] * b1;                        \
-                        c20 += a[2] * b0; c21 += a[2] * b1;                        \
-                        c30 += a[3] * b0; c31 += a[3] * b1;                        \
-                    }                                                              \
-                    T *c = C + i * ldc + j;                                        \
-                    *(V *)c += c00; *(V *)(c + W) += c01; c += ldc;                \
-                    *(V *)c += c10; *(V *)(c + W) += c11; c += ldc;                \
-                    *(V *)c += c20; *(V *)(c + W) += c21; c += ldc;                \
-                    *(V *)c += c30; *(V *)(c + W) += c31;                          \
-                }                                                                  \
-            }                                                                      \
-            elman_gemm_tn_edge_##T(0, m4, nw, n, k, A, lda, B, ldb, C, ldc);       \
-            elman_gemm_tn_edge_##T(m4, m, 0, n, k, A, lda, B, ldb, C, ldc);        \
-        }
-    ELMAN_GEMM_TN(double, elman_v4d, 4, d)
-    ELMAN_GEMM_TN(float, elman_v8f, 8, f)
-
-    /* y[i] += sum over j < n of W[i][j] x[j], for i < m (rows ldw apart): a
-     * matrix-vector product as row dot products, four rows at a time, each row
-     * summed in W lanes and then across them (lane 0 first), so a row's result does
-     * not depend on which block it falls in. Why dot products: the forward step
-     * reads Whh itself (no transposed copy to make at every training step, half the
-     * cache footprint) and keeps no running y in memory, so from hidden ~100 up,
-     * where Whh lives in L2, the loop streams W at close to the L2 rate. */
-    #define ELMAN_GEMV(T, V, W, SUFFIX)                                             \
-        static inline T elman_hsum_##SUFFIX(V a)                                    \
-        {                                                                          \
-            T s = a[0];                                                            \
-            for (int l = 1; l < W; l++)                                            \
-                s += a[l];                                                         \
-            return s;                                                              \
-        }                                                                          \
-        static void elman_gemv_##SUFFIX(Py_ssize_t m, Py_ssize_t n, const T *Wm,  \
-                Py_ssize_t ldw, const T *x, T *y)                                  \
-        {                                                                          \
-            Py_ssize_t nw = n - n % W, i = 0, j;                                   \
-            for (; i + 4 <= m; i += 4) {                                           \
-                const T *w0 = Wm + i * ldw, *w1 = w0 + ldw;                        \
-                const T *w2 = w1 + ldw, *w3 = w2 + ldw;                            \
-                V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                          \
-                for (j = 0; j < nw; j += W) {                                      \
-                    V xv = *(const V *)(x + j);                                    \
-                    a0 += *(const V *)(w0 + j) * xv;                               \
-                    a1 += *(const V *)(w1 + j) * xv;                               \
-                    a2 += *(const V *)(w2 + j) * xv;                               \
-                    a3 += *(const V *)(w3 + j) * xv;                               \
-                }                                                                  \
-                T s0 = elman_hsum_##SUFFIX(a0), s1 = elman_hsum_##SUFFIX(a1);      \
-                T s2 = elman_hsum_##SUFFIX(a2), s3 = elman_hsum_##SUFFIX(a3);      \
-                for (j = nw; j < n; j++) {                                         \
-                    s0 += w0[j] * x[j]; s1 += w1[j] * x[j];                        \
-                    s2 += w2[j] * x[j]; s3 += w3[j] * x[j];                        \
-                }                                                                  \
-                y[i] += s0; y[i + 1] += s1; y[i + 2] += s2; y[i + 3] += s3;        \
-            }                                                                      \
-            for (; i < m; i++) {                                                   \
-                const T *w0 = Wm + i * ldw;                                        \
-                V a0 = {0};                                                        \
-                for (j = 0; j < nw; j += W)                                        \
-                    a0 += *(const V *)(w0 + j) * *(const V *)(x + j);              \
-                T s0 = elman_hsum_##SUFFIX(a0);                                    \
-                for (j = nw; j < n; j++)                                           \
-                    s0 += w0[j] * x[j];                                            \
-                y[i] += s0;                                                        \
-            }                                                                      \
-        }
-    ELMAN_GEMV(double, elman_v4d, 4, d)
-    ELMAN_GEMV(float, elman_v8f, 8, f)
-    #else
-    static void elman_gemm_tn_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *A,
-            Py_ssize_t lda, const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc)
-    {
-        elman_gemm_tn_edge_double(0, m, 0, n, k, A, lda, B, ldb, C, ldc);
-    }
-    static void elman_gemm_tn_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *A,
-            Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc)
-    {
-        elman_gemm_tn_edge_float(0, m, 0, n, k, A, lda, B, ldb, C, ldc);
-    }
-    /* Same order as the vector version: W partial sums (lane l takes j = l mod W),
-     * added lane 0 first, then the tail. */
-    #define ELMAN_GEMV_SCALAR(T, W, SUFFIX)                                         \
-        static void elman_gemv_##SUFFIX(Py_ssize_t m, Py_ssize_t n, const T *Wm,  \
-                Py_ssize_t ldw, const T *x, T *y)                                  \
-        {                                                                          \
-            Py_ssize_t nw = n - n % W;                                             \
-            for (Py_ssize_t i = 0; i < m; i++) {                                   \
-                const T *w0 = Wm + i * ldw;                                        \
-                T a[W] = {0};                                                      \
-                for (Py_ssize_t j = 0; j < nw; j += W)                             \
-                    for (int l = 0; l < W; l++)                                    \
-                        a[l] += w0[j + l] * x[j + l];                              \
-                T s = a[0];                                                        \
-                for (int l = 1; l < W; l++)                                        \
-                    s += a[l];                                                     \
-                for (Py_ssize_t j = nw; j < n; j++)                                \
-                    s += w0[j] * x[j];                                             \
-                y[i] += s;                                                         \
-            }                                                                      \
-        }
-    ELMAN_GEMV_SCALAR(double, 4, d)
-    ELMAN_GEMV_SCALAR(float, 8, f)
-    #endif
-    """
+cdef extern from "_kernels.h":
     double elman_tanh(double x) noexcept nogil
     void elman_gemm_tn_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double* A,
                          Py_ssize_t lda, const double* B, Py_ssize_t ldb, double* C,
@@ -295,13 +97,6 @@ cdef inline void _gemv(Py_ssize_t m, Py_ssize_t n, const floating* W, Py_ssize_t
         elman_gemv_f(m, n, W, ldw, x, y)
     else:
         elman_gemv_d(m, n, W, ldw, x, y)
-
-
-def tanh_inplace(floating[::1] a):
-    """a[:] = tanh(a), with the kernels' own tanh (exposed for tests/test_tanh.py)."""
-    if a.shape[0] > 0:
-        with nogil:
-            _tanh_inplace(&a[0], a.shape[0])
 
 
 # ---------------------------------------------------------------------------
@@ -579,7 +374,7 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
 
 
 # ---------------------------------------------------------------------------
-# Optimizer updates and clipping (formulas of elman.optimizers.apply_update)
+# Optimizer updates and clipping (the formulas of elman._update)
 # ---------------------------------------------------------------------------
 
 cdef bint _clip(floating* grad, Py_ssize_t P, double clip_value,
@@ -607,24 +402,26 @@ cdef bint _clip(floating* grad, Py_ssize_t P, double clip_value,
     return True
 
 
-cdef void _update(int optimizer, floating* theta, const floating* grad,
+cdef void _apply_update(int optimizer, floating* theta, const floating* grad,
                   Py_ssize_t P, const double* hyper, floating* state,
                   long long* step_count) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating lr = <floating>hyper[0]
-    cdef floating beta1 = <floating>hyper[1]
-    cdef floating beta2 = <floating>hyper[2]
-    cdef floating eps = <floating>hyper[3]
-    cdef floating weight_decay = <floating>hyper[4]
-    cdef floating one_minus_beta1 = <floating>(1.0 - hyper[1])
-    cdef floating one_minus_beta2 = <floating>(1.0 - hyper[2])
+    cdef double lr_ = hyper[HYPER_LR], beta1_ = hyper[HYPER_BETA1]
+    cdef double beta2_ = hyper[HYPER_BETA2], decay_ = hyper[HYPER_WEIGHT_DECAY]
+    cdef floating lr = <floating>lr_
+    cdef floating beta1 = <floating>beta1_
+    cdef floating beta2 = <floating>beta2_
+    cdef floating eps = <floating>hyper[HYPER_EPS]
+    cdef floating weight_decay = <floating>decay_
+    cdef floating one_minus_beta1 = <floating>(1.0 - beta1_)
+    cdef floating one_minus_beta2 = <floating>(1.0 - beta2_)
     cdef floating step_size, correction2, g, denom
     cdef floating* m = state
     cdef floating* v = state + P
-    cdef bint decay = hyper[4] != 0.0
+    cdef bint decay = decay_ != 0.0
     step_count[0] += 1
     if optimizer == SGD_CODE:
-        if hyper[1] != 0.0:
+        if beta1_ != 0.0:
             for i in range(P):
                 g = grad[i] + weight_decay * theta[i] if decay else grad[i]
                 m[i] = m[i] * beta1 + g
@@ -634,8 +431,8 @@ cdef void _update(int optimizer, floating* theta, const floating* grad,
                 g = grad[i] + weight_decay * theta[i] if decay else grad[i]
                 theta[i] -= lr * g
         return
-    step_size = <floating>(hyper[0] / (1.0 - pow(hyper[1], <double>step_count[0])))
-    correction2 = <floating>sqrt(1.0 - pow(hyper[2], <double>step_count[0]))
+    step_size = <floating>(lr_ / (1.0 - pow(beta1_, <double>step_count[0])))
+    correction2 = <floating>sqrt(1.0 - pow(beta2_, <double>step_count[0]))
     for i in range(P):
         g = grad[i] + weight_decay * theta[i] if decay else grad[i]
         m[i] = m[i] * beta1 + one_minus_beta1 * g
@@ -651,23 +448,32 @@ cdef void _update(int optimizer, floating* theta, const floating* grad,
 # Public kernels (signatures of the contract in _kernels_numpy)
 # ---------------------------------------------------------------------------
 
-# From this batch and hidden size up, the recurrences take one BLAS product per
-# step for the whole batch (NumPy's matmul) instead of a compiled loop per
-# sequence. They only run on the gemm path, i.e. for batch * hidden**2 above
-# rnn.FUSED_MAX_BATCH_HIDDEN2. Measured with _gemm_path.loss_and_grad at time 20 on
-# the 2-core AVX2 machine (loop time / BLAS time, float64 | float32): (16, 128) 1.30
-# | 1.04, (64, 128) 1.27 | 1.42, (64, 256) 1.56 | 1.59, (64, 64) 1.05 | 1.17,
-# (256, 64) 0.99 | 1.18, (256, 32) 1.00 | 1.11, (1024, 32) 1.08 | 1.18; the loops win
-# only at (16, 64) in float32 (0.90), which the gemm path never sees.
 # Which build of this source this module is (``_kernels_avx2.pyx`` overrides it).
 INSTRUCTION_SET = "baseline"
 
-BLAS_RECURRENCE_MIN_BATCH = 16
-BLAS_RECURRENCE_MIN_HIDDEN = 32
+
+def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
+                      floating[:, ::1] out):
+    cdef Py_ssize_t n = A.shape[0] * A.shape[1], i
+    cdef const floating* a
+    cdef const floating* p
+    cdef floating* o
+    if n == 0:
+        return
+    a, p, o = &A[0, 0], &P_t[0, 0], &out[0, 0]
+    with nogil:
+        for i in range(n):
+            o[i] = a[i] + p[i]
+        _tanh_inplace(o, n)
 
 
-def _use_blas_recurrence(Py_ssize_t batch, Py_ssize_t hidden):
-    return batch >= BLAS_RECURRENCE_MIN_BATCH and hidden >= BLAS_RECURRENCE_MIN_HIDDEN
+def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
+                       const floating[:, ::1] h_t, floating[:, ::1] out):
+    cdef Py_ssize_t n = dH_t.shape[0] * dH_t.shape[1]
+    if n == 0:
+        return
+    with nogil:  # the rows are contiguous: one row of n elements
+        _tanh_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], True, n, &out[0, 0])
 
 
 def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
@@ -678,9 +484,6 @@ def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
     cdef floating* a
     cdef const floating* h_prev
     if B == 0 or T == 0 or H == 0:
-        return
-    if _use_blas_recurrence(B, H):
-        _blas_recurrence_forward(P, Whh, h0, lengths, Hs)
         return
     with nogil:
         for b in range(B):
@@ -706,9 +509,6 @@ def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] 
     cdef floating* c
     if B == 0 or K == 0 or H == 0:
         return
-    if _use_blas_recurrence(B, H):
-        _blas_recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA)
-        return
     with nogil:
         for b in range(B):
             c = &carry[b, 0]
@@ -732,61 +532,6 @@ cdef inline void _tanh_backward_row(const floating* dh, const floating* carry,
         return
     for i in range(H):
         da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
-
-
-# The BLAS regime: one product for the whole batch per step through NumPy's matmul
-# (its BLAS), and the elementwise work of the step (the sum, the tanh, held rows of
-# padded sequences; the derivative going back) here, on pointers, without the GIL.
-# The Python part per step is one matmul call and one array view (about 2 us).
-
-def _blas_recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
-                             const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
-                             floating[:, :, ::1] Hs):
-    cdef Py_ssize_t T = P.shape[0], B = P.shape[1], H = P.shape[2]
-    cdef Py_ssize_t b, i, t
-    cdef floating* out
-    cdef const floating* a
-    cdef const floating* p
-    cdef const floating* h_prev
-    states = np.asarray(Hs)
-    WhhT = np.asarray(Whh).T
-    product = np.empty((B, H), dtype=states.dtype)
-    cdef floating[:, ::1] product_view = product
-    h = np.asarray(h0)
-    for t in range(T):
-        np.matmul(h, WhhT, out=product)
-        with nogil:
-            for b in range(B):
-                out = &Hs[t, b, 0]
-                h_prev = &Hs[t - 1, b, 0] if t > 0 else &h0[b, 0]
-                if t >= lengths[b]:
-                    memcpy(out, h_prev, H * sizeof(floating))
-                    continue
-                a = &product_view[b, 0]
-                p = &P[t, b, 0]
-                for i in range(H):
-                    out[i] = a[i] + p[i]
-                _tanh_inplace(out, H)
-        h = states[t]
-
-
-def _blas_recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] Hs,
-                              const floating[:, ::1] Whh, const Py_ssize_t[::1] lengths,
-                              Py_ssize_t start, floating[:, ::1] carry,
-                              floating[:, :, ::1] dA):
-    cdef Py_ssize_t K = dH.shape[0], B = dH.shape[1], H = dH.shape[2]
-    cdef Py_ssize_t b, i, t
-    deltas = np.asarray(dA)
-    weights = np.asarray(Whh)
-    carried = np.asarray(carry)
-    for i in range(K - 1, -1, -1):
-        t = start + i
-        with nogil:
-            for b in range(B):
-                _tanh_backward_row(&dH[i, b, 0], &carry[b, 0], &Hs[i, b, 0],
-                                   t < lengths[b], H, &dA[i, b, 0])
-        if t > 0:
-            np.matmul(deltas[i], weights, out=carried)
 
 
 def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
@@ -865,14 +610,6 @@ def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssiz
     return loss
 
 
-def _train_steps_malloc_elements(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                                 Py_ssize_t batch, Py_ssize_t T, Py_ssize_t P):
-    """Floating-point elements train_steps mallocs for one call (bench/bench_suite.py
-    adds them to what tracemalloc sees, which does not include C mallocs)."""
-    return P + batch * T * I + batch * T * O + L * batch * H + _loss_grad_work_size(
-        I, H, O, L, batch, T) + 1
-
-
 def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
                 const floating[:, :, ::1] Y, const Py_ssize_t[::1] lengths,
@@ -927,8 +664,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 break
             if not _clip(grad, P, clip_value, clip_norm):
                 break
-            _update(optimizer, &theta[0], grad, P, &hyper[0], &state[0, 0],
-                    &step_count[0])
+            _apply_update(optimizer, &theta[0], grad, P, &hyper[0], &state[0, 0],
+                          &step_count[0])
             done += 1
             start += n
     free(buffer)

@@ -1,8 +1,9 @@
 """The NumPy twin of the compiled kernels (``_kernels.pyx``).
 
 Both modules export the same functions with the same signatures and the same
-results (to rounding). Nothing here validates: ``elman.rnn`` checks, casts and
-allocates once, before either backend is called, and these functions trust it.
+results (to rounding). Nothing here validates: the model checks its arguments
+(``elman._validation``), casts and allocates once, before either backend is
+called, and these functions trust it.
 
 The contract
 ------------
@@ -28,6 +29,12 @@ The loss is the mean of (y_hat - y)**2 over every valid target element, as
 
 Functions
 ---------
+tanh_step_forward(A, P_t, out)
+    The elementwise part of one forward step for the whole batch, all (B, H):
+    out = tanh(A + P_t), where A holds h_{t-1} Whh^T. ``out`` may be P_t.
+tanh_step_backward(dH_t, carry, h_t, out)
+    The elementwise part of one backward step, all (B, H):
+    out = (dH_t + carry) (1 - h_t^2). ``out`` may be dH_t.
 recurrence_forward(P, Whh, h0, lengths, Hs)
     h_t = tanh(P_t + Whh h_{t-1}) for every t, time-major: P (T, B, H) already holds
     the input projection and bias, h0 (B, H). Writes Hs (T, B, H), which may be P
@@ -60,47 +67,43 @@ forecast(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last)
     with column feedback[o] replaced by Y_out[:, s - 1, o] wherever feedback[o] >= 0.
     Writes Y_out (B, S, O) and h_last (L, B, H), the state after the last step.
 
-This module computes with whole-batch BLAS products around a per-step loop; the
-compiled backend also uses these GEMM formulations (with its own recurrences) for
-large shapes, where BLAS wins. See ``elman._gemm_path``.
+``KERNEL_FUNCTIONS`` names them all; both modules must export every one
+(tests/test_kernel_contract.py checks it).
+
+This module computes with whole-batch BLAS products around a per-step loop
+(``elman._gemm_path``); the compiled backend uses the same formulations, with its
+own recurrences, where the route table (``elman._engine``) says BLAS wins.
 """
 
 import numpy as np
 
 from elman import _gemm_path
 
+KERNEL_FUNCTIONS = ("tanh_step_forward", "tanh_step_backward", "recurrence_forward",
+                    "recurrence_backward", "forward", "loss_and_grad", "train_steps",
+                    "forecast")
+
+
+def tanh_step_forward(A, P_t, out):
+    np.add(A, P_t, out=out)
+    np.tanh(out, out=out)
+
+
+def tanh_step_backward(dH_t, carry, h_t, out):
+    np.add(dH_t, carry, out=out)
+    out *= 1.0 - h_t * h_t
+
 
 def recurrence_forward(P, Whh, h0, lengths, Hs):
-    steps, batch, hidden = P.shape
-    ragged = bool(np.any(lengths != steps))
-    WhhT = Whh.T
-    h = h0
-    a = np.empty((batch, hidden), dtype=P.dtype)
-    for t in range(steps):
-        np.matmul(h, WhhT, out=a)
-        a += P[t]
-        h_new = np.tanh(a, out=Hs[t])
-        if ragged:
-            np.copyto(h_new, h, where=(t >= lengths)[:, None])
-        h = h_new
+    _gemm_path.blas_recurrence_forward(tanh_step_forward, P, Whh, h0, lengths, Hs)
 
 
 def recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA):
-    steps = dH.shape[0]
-    ragged = bool(np.any(lengths < start + steps))
-    for i in range(steps - 1, -1, -1):
-        t = start + i
-        h = Hs[i]
-        da = dA[i]
-        np.add(dH[i], carry, out=da)
-        da *= 1.0 - h * h
-        if ragged:
-            da[t >= lengths] = 0.0
-        if t > 0:
-            np.matmul(da, Whh, out=carry)
+    _gemm_path.blas_recurrence_backward(tanh_step_backward, dH, Hs, Whh, lengths, start,
+                                        carry, dA)
 
 
-_recurrences = _gemm_path.Recurrences(recurrence_forward, recurrence_backward)
+_recurrences = _gemm_path.Recurrences("numpy", recurrence_forward, recurrence_backward)
 
 
 # Valid but extreme inputs (targets of 1e300, say) overflow to inf on the way; the

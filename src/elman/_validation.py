@@ -5,6 +5,7 @@ ValueError or TypeError that names the argument, what was received and what was
 expected. Kernels trust what passes.
 """
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -110,3 +111,207 @@ def check_lengths(lengths, batch, steps):
             f"{array.min()} to {array.max()}"
         )
     return np.ascontiguousarray(array, dtype=np.intp)
+
+
+def check_positive(name, value, allow_zero=False):
+    """A finite Python float > 0 (>= 0 with allow_zero)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        expected = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {expected}; got {value!r}")
+    return value
+
+
+def check_unit_interval(name, value):
+    """A Python float in [0, 1)."""
+    value = check_positive(name, value, allow_zero=True)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+    return value
+
+
+def check_updatable(name, value):
+    """An array an optimizer step or a clip may write to: float ndarray, writeable."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        kind = f"an array of dtype {value.dtype}" if isinstance(value, np.ndarray) else \
+            type(value).__name__
+        raise TypeError(f"{name} must be a float ndarray (it is updated in place); got {kind}")
+    if not value.flags.writeable:
+        raise ValueError(f"{name} is read-only; it is updated in place")
+
+
+def check_prefix(name, prefix):
+    """A key prefix of a state dict: any str ('' for none)."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"{name} must be a str such as 'rnn.' (or '' for none); got "
+                        f"{type(prefix).__name__}")
+    return prefix
+
+
+def check_bool(name, value):
+    """A Python bool from True / False (NumPy's too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+# ---------------------------------------------------------------------------
+# The arrays a model's methods and fit take. Each returns what the kernels need:
+# C-contiguous, in the model's dtype, batched.
+# ---------------------------------------------------------------------------
+
+def check_sequences(X, input_size, dtype, name="X"):
+    """(B, T, I) contiguous array in ``dtype``, and whether X was unbatched (T, I).
+
+    ``name`` is the argument's name in error messages (``history`` for forecast).
+    """
+    array = as_numeric_array(name, X)
+    if array.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must have shape (batch, time, {input_size}) or (time, "
+            f"{input_size}); got {array.ndim} dimensions, shape "
+            f"{shape_text(array.shape)}"
+        )
+    unbatched = array.ndim == 2
+    if unbatched:
+        array = array[None]
+    if array.shape[2] != input_size:
+        raise ValueError(
+            f"{name} must have {input_size} features on its last axis (input_size); "
+            f"got shape {shape_text(array.shape[1:] if unbatched else array.shape)}"
+        )
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} is an empty sequence: its time axis has length 0")
+    return as_float_array(name, array, dtype), unbatched
+
+
+def check_initial_state(h0, num_layers, hidden_size, batch, unbatched, dtype):
+    """(L, B, H) initial states in ``dtype``; zeros when h0 is None."""
+    L, H = num_layers, hidden_size
+    if h0 is None:
+        return np.zeros((L, batch, H), dtype=dtype)
+    array = as_numeric_array("h0", h0)
+    expected = (L, H) if unbatched else (L, batch, H)
+    if array.shape != expected:
+        raise ValueError(
+            f"h0 must have shape {shape_text(expected)} (num_layers, "
+            f"{'' if unbatched else 'batch, '}hidden_size); got {shape_text(array.shape)}"
+        )
+    if unbatched:
+        array = array[:, None, :]
+    return as_float_array("h0", array, dtype)
+
+
+def check_sequence_lengths(lengths, batch, steps, unbatched):
+    """(B,) intp valid steps per sequence; every sequence whole when lengths is None."""
+    if lengths is None:
+        return np.full(batch, steps, dtype=np.intp)
+    if unbatched:
+        lengths = np.reshape(as_numeric_array("lengths", lengths), (-1,))
+    return check_lengths(lengths, batch, steps)
+
+
+def check_targets(Y, output_size, return_sequences, batch, steps, unbatched, lengths,
+                  dtype):
+    """Targets as the kernels take them: (B, T, O), or (B, 1, O) for many-to-one.
+
+    Targets at padded steps may hold anything (NaN too); valid ones must be finite.
+    """
+    O = output_size
+    array = as_numeric_array("Y", Y)
+    if return_sequences:
+        expected = (steps, O) if unbatched else (batch, steps, O)
+    else:
+        expected = (O,) if unbatched else (batch, O)
+    if array.shape != expected:
+        mode = "return_sequences=True" if return_sequences else "return_sequences=False"
+        raise ValueError(
+            f"Y must have shape {shape_text(expected)} for this model ({mode}, "
+            f"output_size={O}); got {shape_text(array.shape)}"
+        )
+    if unbatched:
+        array = array[None]
+    if not return_sequences:
+        array = array[:, None, :]
+    converted = as_float_array("Y", array, dtype, finite=False)
+    valid = converted
+    if return_sequences and np.any(lengths != steps):
+        valid = converted[np.arange(steps)[None, :] < lengths[:, None]]
+    if not np.isfinite(valid).all():
+        if np.isfinite(as_numeric_array("Y", array)).all():
+            raise ValueError(f"Y has values too large for {np.dtype(dtype)}")
+        raise ValueError("Y contains NaN or inf at a valid step; every target must be finite")
+    return converted
+
+
+def check_sequence_batch(X, Y, lengths, input_size, output_size, return_sequences, dtype,
+                         unbatched_message):
+    """X (n, T, I), Y and lengths of a batch of sequences (as fit takes them), checked;
+    an unbatched X is a ValueError with ``unbatched_message``."""
+    X, unbatched = check_sequences(X, input_size, dtype)
+    if unbatched:
+        raise ValueError(unbatched_message)
+    n, steps, _ = X.shape
+    lengths = check_sequence_lengths(lengths, n, steps, False)
+    Y = check_targets(Y, output_size, return_sequences, n, steps, False, lengths, dtype)
+    return X, Y, lengths
+
+
+def check_feedback(feedback, input_size, output_size):
+    """(O,) intp: the input column each output feeds, or -1 (see RNN.forecast)."""
+    I, O = input_size, output_size
+    if feedback is None:
+        if O != I:
+            raise ValueError(
+                f"feedback must be given when output_size ({O}) differs from input_size "
+                f"({I}): feedback[o] is the input column output o feeds, or -1"
+            )
+        return np.arange(O, dtype=np.intp)
+    try:
+        values = [-1 if c is None else c for c in feedback]
+    except TypeError:
+        raise TypeError(
+            f"feedback must be a sequence of {O} input columns (int, or -1 / None for "
+            f"an output that is not fed back); got {type(feedback).__name__} {feedback!r}"
+        ) from None
+    if len(values) != O:
+        raise ValueError(f"feedback must have one entry per output ({O}); got {len(values)}")
+    checked = [check_int(f"feedback[{o}]", c, -1, I - 1) for o, c in enumerate(values)]
+    used = [c for c in checked if c >= 0]
+    if len(used) != len(set(used)):
+        raise ValueError(f"feedback feeds one input column from two outputs: {checked}")
+    return np.array(checked, dtype=np.intp)
+
+
+def check_future(future, feedback, input_size, batch, steps, unbatched, dtype):
+    """(B, steps - 1, I) future inputs of a forecast, fed-back columns zeroed.
+
+    Without ``future``, every input column must be fed back (or steps be 1).
+    """
+    I = input_size
+    fed = sorted(set(int(c) for c in feedback if c >= 0))
+    exogenous = [c for c in range(I) if c not in fed]
+    if future is None:
+        if exogenous and steps > 1:
+            raise ValueError(
+                f"input columns {exogenous} are not fed back from the outputs; pass "
+                f"future= with their values for the {steps - 1} steps after the history"
+            )
+        return np.zeros((batch, steps - 1, I), dtype=dtype)
+    array = as_numeric_array("future", future)
+    expected = (steps - 1, I) if unbatched else (batch, steps - 1, I)
+    if array.shape != expected:
+        raise ValueError(
+            f"future must have shape {shape_text(expected)} (steps - 1 rows of "
+            f"input_size columns); got {shape_text(array.shape)}"
+        )
+    if unbatched:
+        array = array[None]
+    future = as_float_array("future", array, dtype, finite=False)
+    if not np.isfinite(future[:, :, exogenous]).all():
+        raise ValueError(f"future contains NaN or inf in exogenous columns {exogenous}")
+    future = future.copy()
+    future[:, :, fed] = 0.0
+    return future

@@ -41,6 +41,7 @@ import numpy as np
 
 from elman._validation import check_dtype, check_float, check_int
 from elman.preprocessing import NotFittedError as _ElmanNotFittedError
+from elman.preprocessing import StandardScaler
 
 try:  # scikit-learn is optional: with it, the estimator is a proper sklearn regressor.
     from sklearn.base import BaseEstimator as _SklearnBaseEstimator
@@ -414,13 +415,14 @@ class RNNRegressor(*_BASES):
         model_seed, shuffle_seed = _seeds(self.random_state)
 
         if self.scale_target:
-            with np.errstate(over="ignore", invalid="ignore"):
-                mean = Y.mean(axis=0)
-                scale = Y.std(axis=0)
-            if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+            # Y is finite and holds at least one sample: the scaler can only fail on
+            # values whose mean or variance overflows.
+            try:
+                scaler = StandardScaler().fit(Y)
+            except ValueError as exc:
                 raise ValueError("y has values too large to standardise (their mean or "
-                                 "standard deviation overflows float64)")
-            scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+                                 "standard deviation overflows float64)") from exc
+            mean, scale = scaler.mean_, scaler.scale_
         else:
             mean = np.zeros(Y.shape[1])
             scale = np.ones(Y.shape[1])

@@ -46,7 +46,8 @@ import re
 
 import numpy as np
 
-from elman._validation import check_dtype, shape_text
+from elman._validation import check_dtype, check_prefix, shape_text
+from elman.rnn import RNN
 
 __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 
@@ -56,13 +57,6 @@ DEFAULT_HEAD_PREFIX = "fc."
 # Every parameter name nn.RNN can have: weight_ih_l0, bias_hh_l2_reverse, weight_hr_l0
 # (proj_size, LSTM only in current PyTorch, rejected here all the same).
 _TORCH_RNN_KEY = re.compile(r"(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?")
-
-
-def _check_prefix(name, prefix):
-    if not isinstance(prefix, str):
-        raise TypeError(f"{name} must be a str such as 'rnn.' (or '' for none); got "
-                        f"{type(prefix).__name__}")
-    return prefix
 
 
 def to_torch_state_dict(model, *, rnn_prefix=DEFAULT_RNN_PREFIX,
@@ -88,12 +82,10 @@ def to_torch_state_dict(model, *, rnn_prefix=DEFAULT_RNN_PREFIX,
         (O, H) and ``{head_prefix}bias`` (O,). New arrays in the model's dtype, in
         the order ``nn.Module.state_dict()`` lists them.
     """
-    from elman.rnn import RNN
-
     if not isinstance(model, RNN):
         raise TypeError(f"model must be an elman.RNN; got {type(model).__name__}")
-    rnn_prefix = _check_prefix("rnn_prefix", rnn_prefix)
-    head_prefix = _check_prefix("head_prefix", head_prefix)
+    rnn_prefix = check_prefix("rnn_prefix", rnn_prefix)
+    head_prefix = check_prefix("head_prefix", head_prefix)
     weights = model.get_weights()
     state = {}
     for layer in range(model.num_layers):
@@ -157,10 +149,8 @@ def from_torch_state_dict(state_dict, *, rnn_prefix=DEFAULT_RNN_PREFIX,
     TypeError
         A value that is not an array or a tensor of real numbers.
     """
-    from elman.rnn import RNN
-
-    rnn_prefix = _check_prefix("rnn_prefix", rnn_prefix)
-    head_prefix = _check_prefix("head_prefix", head_prefix)
+    rnn_prefix = check_prefix("rnn_prefix", rnn_prefix)
+    head_prefix = check_prefix("head_prefix", head_prefix)
     try:
         items = list(state_dict.items())
     except AttributeError:
@@ -261,7 +251,6 @@ def from_torch_state_dict(state_dict, *, rnn_prefix=DEFAULT_RNN_PREFIX,
         if not np.isfinite(array).all():
             raise ValueError(f"the weights for {name} contain NaN or inf")
 
-    model = RNN(input_size, hidden_size, output_size, num_layers=num_layers,
-                return_sequences=return_sequences, dtype=dtype)
-    model.set_weights(weights)
-    return model
+    config = dict(input_size=input_size, hidden_size=hidden_size, output_size=output_size,
+                  num_layers=num_layers, return_sequences=return_sequences, dtype=dtype)
+    return RNN._from_parameters(config, weights)

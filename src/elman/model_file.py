@@ -65,9 +65,10 @@ from numbers import Integral, Real
 import numpy as np
 import numpy.lib.format as npy_format
 
-from elman import _gemm_path
+from elman import _layout
 from elman._validation import check_float, shape_text
 from elman._version import __version__
+from elman.exceptions import ModelFileError
 from elman.optimizers import Optimizer, optimizer_from_config
 from elman.rnn import INIT_SCHEMES, RNN
 
@@ -105,10 +106,6 @@ TOP_LEVEL_KEYS = ("format", "format_version", "elman_version", "model", "arrays"
 OPTIMIZER_KEYS = ("class", "config", "step_count", "has_state")
 MODEL_KEYS = ("class", "config")
 ARRAY_ENTRY_KEYS = ("name", "dtype", "shape")
-# Configuration entries that describe how the weights were first drawn; loading
-# records them without re-running the initialisation (which costs O(H**3) for
-# "orthogonal" and spectral_radius, and whose result the saved weights replace).
-INIT_KEYS = ("init", "init_scale", "spectral_radius")
 SIZE_KEYS = ("input_size", "hidden_size", "output_size", "num_layers")
 
 # dtypes an extra array may have: booleans, integers and IEEE floats, little-endian.
@@ -140,15 +137,6 @@ _CORRUPTION_ERRORS = (
     RuntimeError,  # includes RecursionError
     SyntaxError,
 )
-
-
-class ModelFileError(ValueError):
-    """A file is not a valid elman model file: truncated, corrupted, tampered with,
-    written by a newer elman, or not a model file at all.
-
-    The message names the file and what is wrong; when zipfile, zlib or NumPy
-    detected the problem, their exception is chained as ``__cause__``.
-    """
 
 
 @dataclass(frozen=True)
@@ -822,7 +810,7 @@ class _Reader:
                 check_float(key, config.get(key), 0.0, allow_none=True, strict=True)
             except (TypeError, ValueError) as exc:
                 raise self.fail(f"model.config[{key!r}]: {exc}") from exc
-        n_params = _gemm_path.parameter_count(*(config[k] for k in SIZE_KEYS))
+        n_params = _layout.parameter_count(*(config[k] for k in SIZE_KEYS))
         if n_params > MAX_PARAMETERS:
             raise self.fail(f"model.config describes {n_params} parameters; model files hold "
                             f"at most {MAX_PARAMETERS}")
@@ -852,11 +840,11 @@ class _Reader:
         I, H, O, L = (config[k] for k in SIZE_KEYS)
         float_dtype = np.dtype(config["dtype"]).newbyteorder("<").str
         implied = {name: (float_dtype, shape)
-                   for name, shape in _gemm_path.weight_shapes(I, H, O, L).items()}
+                   for name, shape in _layout.weight_shapes(I, H, O, L).items()}
         optimizer = header["optimizer"]
         if optimizer is not None and optimizer["has_state"]:
             implied[OPTIMIZER_STATE] = (float_dtype,
-                                        (2, _gemm_path.parameter_count(I, H, O, L)))
+                                        (2, _layout.parameter_count(I, H, O, L)))
         expected = {}
         for index, entry in enumerate(header["arrays"]):
             where = f"arrays[{index}]"
@@ -898,23 +886,14 @@ class _Reader:
     # -- the objects ---------------------------------------------------------------
     def build(self, header, arrays):
         config = header["model"]["config"]
-        # Build the structure with a cheap initialisation, then record the saved
-        # initialisation settings: the saved weights replace the initial ones.
-        structure = {k: v for k, v in config.items() if k not in INIT_KEYS}
-        try:
-            model = RNN(**structure, init="uniform")
-        except (TypeError, ValueError) as exc:
-            raise self.fail(f"model.config is not valid for elman.RNN: {exc}") from exc
-        model.init = config.get("init", "uniform")
-        model.init_scale = None if config.get("init_scale") is None else float(
-            config["init_scale"])
-        model.spectral_radius = None if config.get("spectral_radius") is None else float(
-            config["spectral_radius"])
-        weights = {name: arrays[name] for name in _gemm_path.weight_shapes(
+        weights = {name: arrays[name] for name in _layout.weight_shapes(
             *(config[k] for k in SIZE_KEYS))}
+        # The saved weights are the model's: no initial weights are drawn.
         try:
-            model.set_weights(weights)
-        except (TypeError, ValueError) as exc:
+            model = RNN._from_parameters(config, weights)
+        except TypeError as exc:  # a configuration key RNN does not take
+            raise self.fail(f"model.config is not valid for elman.RNN: {exc}") from exc
+        except ValueError as exc:  # check_config accepted the configuration
             raise self.fail(f"invalid weights: {exc}") from exc
         if model.get_config() != config:
             raise self.fail(f"model.config {config} does not round-trip through elman.RNN "

@@ -2,9 +2,8 @@
 
 The update formulas are PyTorch's (``torch.optim.SGD`` with ``dampening=0`` and
 ``nesterov=False``; ``torch.optim.Adam`` with L2 ``weight_decay``), so a step here
-matches a step there. The compiled training loop (``_kernels.train_steps``)
-applies the same formulas, in the same order of operations, as
-:func:`apply_update` and :func:`clip_gradients` below, which the NumPy twin uses.
+matches a step there. The formulas, the optimizer codes and the clipping constant
+live in ``elman._update``, which the compiled training loop reads too.
 
 Optimizers can be used on their own, in a hand-written loop::
 
@@ -15,48 +14,27 @@ Optimizers can be used on their own, in a hand-written loop::
         opt.step(model, grads)
 """
 
-import math
-from numbers import Real
-
 import numpy as np
 
-from elman._validation import as_numeric_array
-
-SGD_CODE = 0
-ADAM_CODE = 1
-
-# Layout of the hyperparameter vector handed to the kernels.
-HYPER_LR, HYPER_BETA1, HYPER_BETA2, HYPER_EPS, HYPER_WEIGHT_DECAY = range(5)
-
-# clip_grad_norm_ in PyTorch divides by (norm + 1e-6); so do we.
-NORM_CLIP_EPS = 1e-6
-
-
-def _check_positive(name, value, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        expected = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {expected}; got {value!r}")
-    return value
-
-
-def _check_unit_interval(name, value):
-    value = _check_positive(name, value, allow_zero=True)
-    if value >= 1.0:
-        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
-    return value
-
-
-def _check_updatable(name, value):
-    """An array an optimizer step or a clip may write to: float ndarray, writeable."""
-    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-        kind = f"an array of dtype {value.dtype}" if isinstance(value, np.ndarray) else \
-            type(value).__name__
-        raise TypeError(f"{name} must be a float ndarray (it is updated in place); got {kind}")
-    if not value.flags.writeable:
-        raise ValueError(f"{name} is read-only; it is updated in place")
+from elman._layout import Gradients
+from elman._update import (  # noqa: F401  (re-exported: elman.optimizers has always had them)
+    ADAM_CODE,
+    HYPER_BETA1,
+    HYPER_BETA2,
+    HYPER_EPS,
+    HYPER_LR,
+    HYPER_WEIGHT_DECAY,
+    NORM_CLIP_EPS,
+    SGD_CODE,
+    apply_update,
+    clip_flat,
+)
+from elman._validation import (
+    as_numeric_array,
+    check_positive,
+    check_unit_interval,
+    check_updatable,
+)
 
 
 class Optimizer:
@@ -70,8 +48,8 @@ class Optimizer:
     code = None
 
     def __init__(self, lr, weight_decay=0.0):
-        self.lr = _check_positive("lr", lr)
-        self.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
+        self.lr = check_positive("lr", lr)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self.state = None
         self.step_count = np.zeros(1, dtype=np.int64)
 
@@ -111,16 +89,17 @@ class Optimizer:
             Gradients with the same keys and shapes (a dict), or a flat array with
             the same length as the flat parameters.
         """
-        from elman.rnn import RNN
-
-        if isinstance(params, RNN):
-            params._apply_update(self, grads)
+        apply_to_model = getattr(params, "_apply_update", None)
+        if apply_to_model is not None:
+            # An elman.RNN: it checks grads against its own weights, then calls
+            # _step_flat on its flat parameters.
+            apply_to_model(self, grads)
             return
         if isinstance(params, dict):
             if not params:
                 raise ValueError("params is an empty dict; there is nothing to update")
             for key, value in params.items():
-                _check_updatable(f"params[{key!r}]", value)
+                check_updatable(f"params[{key!r}]", value)
             if not isinstance(grads, dict) or set(grads) != set(params):
                 raise ValueError("grads must be a dict with the same keys as params")
             keys = sorted(params)
@@ -144,7 +123,7 @@ class Optimizer:
             return
         if not isinstance(params, np.ndarray) or params.ndim != 1:
             raise TypeError("params must be an elman.RNN, a dict of arrays or a 1-D array")
-        _check_updatable("params", params)
+        check_updatable("params", params)
         grad_array = as_numeric_array("grads", grads)
         if grad_array.shape != params.shape:
             raise ValueError(
@@ -198,7 +177,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.momentum = _check_unit_interval("momentum", momentum)
+        self.momentum = check_unit_interval("momentum", momentum)
 
     def hyperparameters(self):
         return np.array([self.lr, self.momentum, 0.0, 0.0, self.weight_decay])
@@ -219,9 +198,9 @@ class Adam(Optimizer):
         super().__init__(lr, weight_decay)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of floats; got {betas!r}")
-        self.betas = (_check_unit_interval("betas[0]", betas[0]),
-                      _check_unit_interval("betas[1]", betas[1]))
-        self.eps = _check_positive("eps", eps)
+        self.betas = (check_unit_interval("betas[0]", betas[0]),
+                      check_unit_interval("betas[1]", betas[1]))
+        self.eps = check_positive("eps", eps)
 
     def hyperparameters(self):
         return np.array([self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay])
@@ -265,49 +244,6 @@ def optimizer_from_config(name, config):
     return classes[name](**config)
 
 
-def apply_update(code, theta, grad, hyper, state, step_count):
-    """One optimizer update of the flat vector ``theta`` in place (see module doc)."""
-    lr = float(hyper[HYPER_LR])
-    beta1 = float(hyper[HYPER_BETA1])
-    weight_decay = float(hyper[HYPER_WEIGHT_DECAY])
-    step_count[0] += 1
-    g = grad + weight_decay * theta if weight_decay != 0.0 else grad
-    if code == SGD_CODE:
-        if beta1 != 0.0:
-            velocity = state[0]
-            velocity *= beta1
-            velocity += g
-            g = velocity
-        theta -= lr * g
-        return
-    beta2 = float(hyper[HYPER_BETA2])
-    eps = float(hyper[HYPER_EPS])
-    t = int(step_count[0])
-    m, v = state[0], state[1]
-    m *= beta1
-    m += (1.0 - beta1) * g
-    v *= beta2
-    v += (1.0 - beta2) * (g * g)
-    step_size = lr / (1.0 - beta1 ** t)
-    denom = np.sqrt(v)
-    denom /= math.sqrt(1.0 - beta2 ** t)
-    denom += eps
-    theta -= step_size * m / denom
-
-
-def clip_flat(grad, clip_value, clip_norm):
-    """Clip a flat gradient in place; returns its norm before norm clipping."""
-    if clip_value > 0.0:
-        np.clip(grad, -clip_value, clip_value, out=grad)
-    norm = math.sqrt(float(np.dot(grad.astype(np.float64, copy=False),
-                                  grad.astype(np.float64, copy=False))))
-    if clip_norm > 0.0:
-        coef = clip_norm / (norm + NORM_CLIP_EPS)
-        if coef < 1.0:
-            grad *= coef
-    return norm
-
-
 def clip_gradients(grads, value=None, norm=None):
     """Clip gradients in place: elementwise to [-value, value], then by global norm.
 
@@ -327,22 +263,20 @@ def clip_gradients(grads, value=None, norm=None):
         The global L2 norm of the gradients after value clipping and before norm
         clipping (what ``clip_grad_norm_`` returns).
     """
-    clip_value = 0.0 if value is None else _check_positive("value", value)
-    clip_norm = 0.0 if norm is None else _check_positive("norm", norm)
-    from elman.rnn import Gradients
-
+    clip_value = 0.0 if value is None else check_positive("value", value)
+    clip_norm = 0.0 if norm is None else check_positive("norm", norm)
     if isinstance(grads, Gradients) and grads.intact():
         # The arrays tile one flat vector: clip it directly (same result, no gather).
         return clip_flat(grads.flat, clip_value, clip_norm)
     if isinstance(grads, np.ndarray):
         if grads.ndim != 1 or grads.dtype.kind != "f":
             raise TypeError("grads must be a dict of float arrays or one flat float array")
-        _check_updatable("grads", grads)
+        check_updatable("grads", grads)
         return clip_flat(grads, clip_value, clip_norm)
     if not isinstance(grads, dict):
         raise TypeError(f"grads must be a dict or an ndarray; got {type(grads).__name__}")
     for key, array in grads.items():
-        _check_updatable(f"grads[{key!r}]", array)
+        check_updatable(f"grads[{key!r}]", array)
     keys = sorted(grads)
     flat = np.concatenate([grads[k].ravel() for k in keys] + [np.zeros(0)]).astype(np.float64)
     total = clip_flat(flat, clip_value, clip_norm)

@@ -31,22 +31,11 @@ from elman.training import History
 __all__ = ["FitManyResult", "TaskResult", "fit_many"]
 
 # Default joblib backend when the caller has not chosen one (a soft hint: inside
-# ``joblib.parallel_backend(...)`` the caller's choice wins), by kernel backend.
-# Measured with bench/bench_fit_many.py on the 2-core machine elman is built on
-# (quiet: load < 0.7 at the start), 200 models of the weather shape (input 3,
-# hidden 4..16, window 7, 994 windows, 5 epochs, batch 32), speed-up over serial
-# with 2 workers:
-#   compiled kernels: threads 1.85x; loky processes 1.34x on a first call (starting
-#     two interpreters that import NumPy and elman costs ~0.5 s) and 1.9-2.2x once
-#     the workers are warm. train_steps runs a whole epoch of optimizer steps
-#     without the GIL, 90% of a fit's CPU time at this shape; the other 10% (about
-#     0.4 ms of argument checks, copies and model setup per model plus 0.08 ms per
-#     epoch) holds it, which is why threads stop just short of 2x. Threads come
-#     within this machine's noise of warm processes, without their start-up,
-#     pickling or memory per worker, and on a first call they are well ahead.
-#   NumPy twin: threads 0.76x (slower than serial: the twin loops over time steps
-#     in Python, dozens of small NumPy calls per step, all under the GIL, and two
-#     threads only add switching); processes 2.0x cold, 2.1x warm.
+# ``joblib.parallel_backend(...)`` the caller's choice wins), by kernel backend: the
+# compiled train_steps releases the GIL for a whole epoch, so threads share the
+# cores without the start-up and pickling of processes; the NumPy twin holds the GIL
+# in its per-step loop, so only processes run in parallel. Measured by
+# bench/bench_fit_many.py; the figures are in bench/RESULTS.md.
 DEFAULT_PREFER = {"cython": "threads", "numpy": "processes"}
 
 # Keywords of RNN() and of fit() that a task may set; everything else is an error.

@@ -3,78 +3,43 @@
     a_t = Wxh x_t + Whh h_{t-1} + bh,   h_t = tanh(a_t),   y_t = Why h_t + by
 
 Layers stack (layer l+1 reads layer l's hidden sequence); the head reads the top
-layer. All parameters live in one flat vector (see ``_kernels_numpy`` for the
-layout), so an optimizer step or a gradient clip is one operation on one array.
+layer. All parameters live in one flat vector (see ``elman._layout``), so an
+optimizer step or a gradient clip is one operation on one array. Which code computes
+a call (compiled loops, BLAS products, or the NumPy twin) is the route table's
+choice (``elman._engine``); arguments are checked once, by ``elman._validation``.
 """
 
 import threading
 
 import numpy as np
 
-from elman import _backend, _gemm_path
+from elman import _engine
+from elman._layout import (
+    Gradients,
+    named_views,
+    parameter_count,
+    parameter_views,
+    weight_shapes,
+)
 from elman._validation import (
     as_float_array,
     as_numeric_array,
+    check_bool,
     check_dtype,
+    check_feedback,
     check_float,
+    check_future,
+    check_initial_state,
     check_int,
-    check_lengths,
+    check_sequence_lengths,
+    check_sequences,
+    check_targets,
     shape_text,
 )
 
+__all__ = ["Gradients", "INIT_SCHEMES", "RNN"]
+
 INIT_SCHEMES = ("uniform", "normal", "orthogonal", "identity")
-
-# Where the compiled backend switches from its fused loops to BLAS products around
-# the compiled recurrences (_gemm_path). Measured with bench/bench_dispatch.py
-# (loss_and_grad, input 4, time 20, BLAS on one thread) on the 2-core AVX2 machine
-# this project is built on, after the fused forward step became row dot products
-# (_gemv) and the gradient sums register tiles (_gemm_tn): the fused loops win
-# (gemm time / fused time, float64) at every batch up to 64 from hidden 8 to 64
-# (1.27x at batch 64, hidden 64), up to batch 32 at hidden 128 (1.02x) and batch 8 at
-# hidden 256 (1.02x); BLAS wins beyond (0.93x at batch 64 / hidden 128, 0.71x at 16
-# / 256). batch * hidden**2 <= 2**19 draws that line in every measured cell of float64
-# and all but one of float32 (0.96x at batch 32, hidden 128). A GEMM gains by
-# reusing each weight across the batch, which the per-sequence loops cannot; the
-# fused loops save the ~2 us of Python per NumPy call, which small steps cannot
-# afford. Batch 1 stays on the fused loops at every size, where in fit a whole
-# chunk of batch-1 steps is one compiled call.
-FUSED_MAX_BATCH_HIDDEN2 = 2 ** 19
-
-
-def _use_fused_loops(kernels, batch, hidden):
-    """True when the compiled fused loops should serve this shape."""
-    if kernels.__name__.endswith("_numpy"):
-        return True  # the twin's "fused" functions are its GEMM path already
-    return batch == 1 or batch * hidden * hidden <= FUSED_MAX_BATCH_HIDDEN2
-
-
-def _recurrences(kernels):
-    return _gemm_path.Recurrences(kernels.recurrence_forward, kernels.recurrence_backward)
-
-
-class Gradients(dict):
-    """The gradients ``RNN.loss_and_grad`` returns: a dict of arrays by weight name.
-
-    Every array is a view into one flat vector laid out like the model's
-    parameters (``flat``), so ``clip_gradients`` and ``Optimizer.step`` can work on
-    that one vector instead of gathering the dict: at the tutorials' sizes that
-    halves the cost of a hand-written training step. Edit the arrays in place
-    freely; once an entry is replaced, added or removed the dict is treated as an
-    ordinary dict again.
-    """
-
-    def __init__(self, views, flat):
-        super().__init__(views)
-        self.flat = flat
-        self._views = tuple(views.values())
-
-    def intact(self):
-        """True while every entry is still the original view into ``flat``."""
-        return (len(self) == len(self._views)
-                and all(a is b for a, b in zip(self.values(), self._views)))
-
-    def __reduce__(self):
-        return (dict, (dict(self),))
 
 
 class RNN:
@@ -116,6 +81,12 @@ class RNN:
     n_params : int
         Number of trainable parameters.
 
+    Notes
+    -----
+    The flat parameter vector is ``_theta``. It is replaced as a whole, never
+    written in place, by ``set_weights``, ``Optimizer.step`` and the training loop
+    (``elman.training``), which also holds ``_training_lock`` while it trains.
+
     Examples
     --------
     >>> import numpy as np, elman
@@ -128,13 +99,20 @@ class RNN:
     def __init__(self, input_size, hidden_size, output_size, *, num_layers=1,
                  return_sequences=True, dtype="float64", seed=None, init="uniform",
                  init_scale=None, spectral_radius=None):
+        self._configure(input_size, hidden_size, output_size, num_layers=num_layers,
+                        return_sequences=return_sequences, dtype=dtype, seed=seed, init=init,
+                        init_scale=init_scale, spectral_radius=spectral_radius)
+        self._theta = self._initial_parameters()
+
+    def _configure(self, input_size, hidden_size, output_size, *, num_layers=1,
+                   return_sequences=True, dtype="float64", seed=None, init="uniform",
+                   init_scale=None, spectral_radius=None):
+        """Check and record the configuration (the constructor's arguments)."""
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.output_size = check_int("output_size", output_size, 1)
         self.num_layers = check_int("num_layers", num_layers, 1)
-        if not isinstance(return_sequences, (bool, np.bool_)):
-            raise TypeError(f"return_sequences must be True or False; got {return_sequences!r}")
-        self.return_sequences = bool(return_sequences)
+        self.return_sequences = check_bool("return_sequences", return_sequences)
         self.dtype = check_dtype(dtype)
         if seed is not None:
             seed = check_int("seed", seed, 0)
@@ -146,10 +124,23 @@ class RNN:
                                       strict=True)
         self.spectral_radius = check_float("spectral_radius", spectral_radius, 0.0,
                                            allow_none=True, strict=True)
-        self.n_params = _gemm_path.parameter_count(
-            self.input_size, self.hidden_size, self.output_size, self.num_layers)
-        self._theta = self._initial_parameters()
+        self.n_params = parameter_count(self.input_size, self.hidden_size, self.output_size,
+                                        self.num_layers)
         self._training_lock = threading.Lock()
+
+    @classmethod
+    def _from_parameters(cls, config, weights):
+        """A model with this configuration (as :meth:`get_config` returns it) and these
+        weights (as :meth:`get_weights` returns them), without drawing initial weights.
+
+        What model files, ``from_torch_state_dict`` and checkpoints build models with.
+        A configuration key the constructor does not take is a TypeError; weights
+        with missing keys, wrong shapes or non-finite values are a ValueError.
+        """
+        model = cls.__new__(cls)
+        model._configure(**config)
+        model._theta = model._checked_weights(weights)
+        return model
 
     # ------------------------------------------------------------------ weights
     def _initial_parameters(self):
@@ -157,7 +148,7 @@ class RNN:
         rng = np.random.default_rng(self.seed)
         bound = 1.0 / np.sqrt(H)
         theta = np.empty(self.n_params, dtype=np.float64)
-        layers, Why, by = _gemm_path.parameter_views(theta, I, H, O, L)
+        layers, Why, by = parameter_views(theta, I, H, O, L)
         if self.init == "uniform" or self.init == "orthogonal":
             theta[:] = rng.uniform(-bound, bound, size=self.n_params)
         elif self.init == "normal":
@@ -183,22 +174,15 @@ class RNN:
                     Whh *= self.spectral_radius / radius
         return theta.astype(self.dtype)
 
+    def _sizes(self):
+        return self.input_size, self.hidden_size, self.output_size, self.num_layers
+
     def _weight_shapes(self):
-        return _gemm_path.weight_shapes(self.input_size, self.hidden_size, self.output_size,
-                                        self.num_layers)
+        return weight_shapes(*self._sizes())
 
     def _views(self, flat):
         """Dict of views into a flat vector laid out like the parameters."""
-        layers, Why, by = _gemm_path.parameter_views(
-            flat, self.input_size, self.hidden_size, self.output_size, self.num_layers)
-        views = {}
-        for layer, (Wxh, Whh, bh) in enumerate(layers):
-            views[f"layers.{layer}.Wxh"] = Wxh
-            views[f"layers.{layer}.Whh"] = Whh
-            views[f"layers.{layer}.bh"] = bh
-        views["Why"] = Why
-        views["by"] = by
-        return views
+        return named_views(flat, *self._sizes())
 
     def get_weights(self):
         """Copies of every weight, by name.
@@ -220,6 +204,10 @@ class RNN:
             Exactly the keys and shapes of :meth:`get_weights`; values are cast to
             the model's dtype and must be finite.
         """
+        self._theta = self._checked_weights(weights)
+
+    def _checked_weights(self, weights):
+        """A new flat parameter vector from a dict of weights, every one checked."""
         if not isinstance(weights, dict):
             raise TypeError(f"weights must be a dict of arrays; got {type(weights).__name__}")
         shapes = self._weight_shapes()
@@ -230,7 +218,7 @@ class RNN:
                 f"weights must have exactly the keys {sorted(shapes)}; missing {missing}, "
                 f"unexpected {extra}"
             )
-        theta = np.empty_like(self._theta)
+        theta = np.empty(self.n_params, dtype=self.dtype)
         views = self._views(theta)
         for name, shape in shapes.items():
             value = as_float_array(f"weights[{name!r}]", weights[name], self.dtype)
@@ -240,7 +228,7 @@ class RNN:
                     f"{shape_text(value.shape)}"
                 )
             views[name][...] = value
-        self._theta = theta
+        return theta
 
     @property
     def parameters(self):
@@ -277,81 +265,6 @@ class RNN:
         optimizer._step_flat(theta, flat)
         self._theta = theta
 
-    # ------------------------------------------------------------- validation
-    def _check_X(self, X, name="X"):
-        """(B, T, I) contiguous array in the model's dtype, and whether X was unbatched.
-
-        ``name`` is the argument's name in error messages (``history`` for forecast).
-        """
-        array = as_numeric_array(name, X)
-        if array.ndim not in (2, 3):
-            raise ValueError(
-                f"{name} must have shape (batch, time, {self.input_size}) or (time, "
-                f"{self.input_size}); got {array.ndim} dimensions, shape "
-                f"{shape_text(array.shape)}"
-            )
-        unbatched = array.ndim == 2
-        if unbatched:
-            array = array[None]
-        if array.shape[2] != self.input_size:
-            raise ValueError(
-                f"{name} must have {self.input_size} features on its last axis (input_size); "
-                f"got shape {shape_text(array.shape[1:] if unbatched else array.shape)}"
-            )
-        if array.shape[1] == 0:
-            raise ValueError(f"{name} is an empty sequence: its time axis has length 0")
-        return as_float_array(name, array, self.dtype), unbatched
-
-    def _check_h0(self, h0, batch, unbatched):
-        L, H = self.num_layers, self.hidden_size
-        if h0 is None:
-            return np.zeros((L, batch, H), dtype=self.dtype)
-        array = as_numeric_array("h0", h0)
-        expected = (L, H) if unbatched else (L, batch, H)
-        if array.shape != expected:
-            raise ValueError(
-                f"h0 must have shape {shape_text(expected)} (num_layers, "
-                f"{'' if unbatched else 'batch, '}hidden_size); got {shape_text(array.shape)}"
-            )
-        if unbatched:
-            array = array[:, None, :]
-        return as_float_array("h0", array, self.dtype)
-
-    def _check_lengths(self, lengths, batch, steps, unbatched):
-        if lengths is None:
-            return np.full(batch, steps, dtype=np.intp)
-        if unbatched:
-            lengths = np.reshape(as_numeric_array("lengths", lengths), (-1,))
-        return check_lengths(lengths, batch, steps)
-
-    def _check_Y(self, Y, batch, steps, unbatched, lengths):
-        """Targets as the kernels take them: (B, T, O), or (B, 1, O) for many-to-one."""
-        O = self.output_size
-        array = as_numeric_array("Y", Y)
-        if self.return_sequences:
-            expected = (steps, O) if unbatched else (batch, steps, O)
-        else:
-            expected = (O,) if unbatched else (batch, O)
-        if array.shape != expected:
-            mode = "return_sequences=True" if self.return_sequences else "return_sequences=False"
-            raise ValueError(
-                f"Y must have shape {shape_text(expected)} for this model ({mode}, "
-                f"output_size={O}); got {shape_text(array.shape)}"
-            )
-        if unbatched:
-            array = array[None]
-        if not self.return_sequences:
-            array = array[:, None, :]
-        converted = as_float_array("Y", array, self.dtype, finite=False)
-        valid = converted
-        if self.return_sequences and np.any(lengths != steps):
-            valid = converted[np.arange(steps)[None, :] < lengths[:, None]]
-        if not np.isfinite(valid).all():
-            if np.isfinite(as_numeric_array("Y", array)).all():
-                raise ValueError(f"Y has values too large for {self.dtype}")
-            raise ValueError("Y contains NaN or inf at a valid step; every target must be finite")
-        return converted
-
     # ---------------------------------------------------------------- compute
     def forward(self, X, h0=None, *, return_state=False, lengths=None):
         """Run the network over whole sequences.
@@ -379,32 +292,19 @@ class RNN:
             Only with ``return_state=True``; (num_layers, hidden_size) for
             unbatched X.
         """
-        X, unbatched = self._check_X(X)
+        X, unbatched = check_sequences(X, self.input_size, self.dtype)
         batch, steps, _ = X.shape
-        h0 = self._check_h0(h0, batch, unbatched)
-        lengths = self._check_lengths(lengths, batch, steps, unbatched)
-        Y, h_last = self._forward_checked(X, h0, lengths)
+        h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch, unbatched,
+                                 self.dtype)
+        lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
+        Y, h_last = _engine.forward(self._theta, self.input_size, self.hidden_size,
+                                    self.output_size, self.num_layers, self.return_sequences,
+                                    X, h0, lengths)
         if not self.return_sequences:
             Y = Y[:, 0, :]
         if unbatched:
             Y, h_last = Y[0], h_last[:, 0, :]
         return (Y, h_last) if return_state else Y
-
-    def _forward_checked(self, X, h0, lengths):
-        I, H, O, L = self.input_size, self.hidden_size, self.output_size, self.num_layers
-        batch, steps, _ = X.shape
-        Y = np.empty((batch, steps if self.return_sequences else 1, O), dtype=self.dtype)
-        h_last = np.empty((L, batch, H), dtype=self.dtype)
-        if batch == 0:
-            return Y, h_last
-        kernels = _backend.get_kernels()
-        theta = self._theta
-        if _use_fused_loops(kernels, batch, H):
-            kernels.forward(theta, I, H, O, L, self.return_sequences, X, h0, lengths, Y, h_last)
-        else:
-            _gemm_path.forward(_recurrences(kernels), theta, I, H, O, L, self.return_sequences,
-                               X, h0, lengths, Y, h_last)
-        return Y, h_last
 
     def loss_and_grad(self, X, Y, h0=None, *, lengths=None):
         """Mean squared error and its exact gradient by backpropagation through time.
@@ -428,25 +328,19 @@ class RNN:
         grads : dict of ndarray
             d loss / d weight, with the keys and shapes of :meth:`get_weights`.
         """
-        X, unbatched = self._check_X(X)
+        X, unbatched = check_sequences(X, self.input_size, self.dtype)
         batch, steps, _ = X.shape
         if batch == 0:
             raise ValueError("X holds no sequences (batch size 0); the loss is undefined")
-        h0 = self._check_h0(h0, batch, unbatched)
-        lengths = self._check_lengths(lengths, batch, steps, unbatched)
-        Y = self._check_Y(Y, batch, steps, unbatched, lengths)
+        h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch, unbatched,
+                                 self.dtype)
+        lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
+        Y = check_targets(Y, self.output_size, self.return_sequences, batch, steps, unbatched,
+                          lengths, self.dtype)
         grad = np.empty_like(self._theta)
-        loss = self._loss_and_grad_checked(X, Y, h0, lengths, grad)
+        loss = _engine.loss_and_grad(self._theta, *self._sizes(), self.return_sequences, X, Y,
+                                     h0, lengths, grad)
         return loss, Gradients(self._views(grad), grad)
-
-    def _loss_and_grad_checked(self, X, Y, h0, lengths, grad):
-        I, H, O, L = self.input_size, self.hidden_size, self.output_size, self.num_layers
-        kernels = _backend.get_kernels()
-        if _use_fused_loops(kernels, X.shape[0], H):
-            return kernels.loss_and_grad(self._theta, I, H, O, L, self.return_sequences,
-                                         X, Y, h0, lengths, grad)
-        return _gemm_path.loss_and_grad(_recurrences(kernels), self._theta, I, H, O, L,
-                                        self.return_sequences, X, Y, h0, lengths, grad)
 
     def predict(self, X, *, batch_size=4096, lengths=None):
         """Outputs for many sequences, computed ``batch_size`` sequences at a time.
@@ -464,16 +358,17 @@ class RNN:
             As :meth:`forward`: (n, time, output_size) or (n, output_size).
         """
         batch_size = check_int("batch_size", batch_size, 1)
-        X, unbatched = self._check_X(X)
+        X, unbatched = check_sequences(X, self.input_size, self.dtype)
         n, steps, _ = X.shape
-        lengths = self._check_lengths(lengths, n, steps, unbatched)
+        lengths = check_sequence_lengths(lengths, n, steps, unbatched)
         outputs = np.empty((n, steps if self.return_sequences else 1, self.output_size),
                            dtype=self.dtype)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             h0 = np.zeros((self.num_layers, stop - start, self.hidden_size), dtype=self.dtype)
-            outputs[start:stop] = self._forward_checked(X[start:stop], h0,
-                                                        lengths[start:stop])[0]
+            outputs[start:stop] = _engine.forward(self._theta, *self._sizes(),
+                                                  self.return_sequences, X[start:stop], h0,
+                                                  lengths[start:stop])[0]
         if not self.return_sequences:
             outputs = outputs[:, 0, :]
         return outputs[0] if unbatched else outputs
@@ -513,69 +408,19 @@ class RNN:
             The forecasts; with ``return_state``, also (num_layers, batch,
             hidden_size) states.
         """
-        I, H, O, L = self.input_size, self.hidden_size, self.output_size, self.num_layers
-        X, unbatched = self._check_X(history, "history")
+        X, unbatched = check_sequences(history, self.input_size, self.dtype, "history")
         steps = check_int("steps", steps, 1)
         batch = X.shape[0]
-        h0 = self._check_h0(h0, batch, unbatched)
-        feedback = self._check_feedback(feedback)
-        fed = set(int(c) for c in feedback if c >= 0)
-        exogenous = [c for c in range(I) if c not in fed]
-        if future is None:
-            if exogenous and steps > 1:
-                raise ValueError(
-                    f"input columns {exogenous} are not fed back from the outputs; pass "
-                    f"future= with their values for the {steps - 1} steps after the history"
-                )
-            future = np.zeros((batch, steps - 1, I), dtype=self.dtype)
-        else:
-            array = as_numeric_array("future", future)
-            expected = (steps - 1, I) if unbatched else (batch, steps - 1, I)
-            if array.shape != expected:
-                raise ValueError(
-                    f"future must have shape {shape_text(expected)} (steps - 1 rows of "
-                    f"input_size columns); got {shape_text(array.shape)}"
-                )
-            if unbatched:
-                array = array[None]
-            future = as_float_array("future", array, self.dtype, finite=False)
-            if not np.isfinite(future[:, :, exogenous]).all():
-                raise ValueError(
-                    f"future contains NaN or inf in exogenous columns {exogenous}"
-                )
-            future = future.copy()
-            future[:, :, sorted(fed)] = 0.0
-        Y = np.empty((batch, steps, O), dtype=self.dtype)
-        h_last = np.empty((L, batch, H), dtype=self.dtype)
-        _backend.get_kernels().forecast(self._theta, I, H, O, L, X, h0, feedback, future,
-                                        Y, h_last)
+        h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch, unbatched,
+                                 self.dtype)
+        feedback = check_feedback(feedback, self.input_size, self.output_size)
+        future = check_future(future, feedback, self.input_size, batch, steps, unbatched,
+                              self.dtype)
+        Y, h_last = _engine.forecast(self._theta, *self._sizes(), X, h0, feedback, future,
+                                     steps)
         if unbatched:
             Y, h_last = Y[0], h_last[:, 0, :]
         return (Y, h_last) if return_state else Y
-
-    def _check_feedback(self, feedback):
-        I, O = self.input_size, self.output_size
-        if feedback is None:
-            if O != I:
-                raise ValueError(
-                    f"feedback must be given when output_size ({O}) differs from input_size "
-                    f"({I}): feedback[o] is the input column output o feeds, or -1"
-                )
-            return np.arange(O, dtype=np.intp)
-        try:
-            values = [-1 if c is None else c for c in feedback]
-        except TypeError:
-            raise TypeError(
-                f"feedback must be a sequence of {O} input columns (int, or -1 / None for "
-                f"an output that is not fed back); got {type(feedback).__name__} {feedback!r}"
-            ) from None
-        if len(values) != O:
-            raise ValueError(f"feedback must have one entry per output ({O}); got {len(values)}")
-        checked = [check_int(f"feedback[{o}]", c, -1, I - 1) for o, c in enumerate(values)]
-        used = [c for c in checked if c >= 0]
-        if len(used) != len(set(used)):
-            raise ValueError(f"feedback feeds one input column from two outputs: {checked}")
-        return np.array(checked, dtype=np.intp)
 
     # --------------------------------------------------------------- training
     def fit(self, X, Y, **kwargs):

@@ -8,7 +8,8 @@ BPTT, clipping, optimizer update) per call of ``kernels.train_steps``; Python on
 shuffles, commits the results and reports between calls. Each call is sized to
 roughly ``_CHUNK_SECONDS`` of work so that Ctrl-C, progress output and callbacks
 stay responsive. Large shapes, where BLAS beats the fused loops, go through
-``_gemm_path.train_steps``, whose per-step Python overhead is negligible there.
+``_gemm_path.train_steps``, whose per-step Python overhead is negligible there; the
+route table (``elman._engine``) picks which, for full and truncated BPTT alike.
 
 Training works on a copy of the parameters and of the optimizer state, and commits
 them to the model and the optimizer after each completed call: an interrupt or an
@@ -23,26 +24,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from elman import _backend, _gemm_path
-from elman._validation import check_float, check_int
-from elman.optimizers import apply_update, clip_flat, get_optimizer
-from elman.rnn import _recurrences, _use_fused_loops
+from elman import _engine
+from elman._update import apply_update, clip_flat
+from elman._validation import check_float, check_int, check_sequence_batch
+from elman.exceptions import TrainingDivergedError
+from elman.optimizers import get_optimizer
+
+__all__ = ["History", "TrainingDivergedError", "fit"]
 
 _CHUNK_SECONDS = 0.05
 # Rough sustained rate of the fused loops, to size a chunk before any timing exists.
 _ASSUMED_FLOPS = 2e9
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss, a gradient or the updated weights became NaN or infinite in ``fit``.
-
-    The model keeps the last finite weights (those before the failing step), and
-    ``history`` holds what was recorded up to then.
-    """
-
-    def __init__(self, message, history):
-        super().__init__(message)
-        self.history = history
 
 
 @dataclass
@@ -122,6 +114,10 @@ def _check_early_stopping(early_stopping, has_validation):
     }
 
 
+def _sizes(model):
+    return model.input_size, model.hidden_size, model.output_size, model.num_layers
+
+
 def _mean_squared_error(model, X, Y, lengths, batch_size=4096):
     """Loss of the model on checked arrays (no gradients), as MSELoss computes it."""
     total = 0.0
@@ -130,7 +126,8 @@ def _mean_squared_error(model, X, Y, lengths, batch_size=4096):
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         h0 = np.zeros((model.num_layers, stop - start, model.hidden_size), dtype=model.dtype)
-        predicted, _ = model._forward_checked(X[start:stop], h0, lengths[start:stop])
+        predicted, _ = _engine.forward(model._theta, *_sizes(model), model.return_sequences,
+                                       X[start:stop], h0, lengths[start:stop])
         diff = predicted.astype(np.float64) - Y[start:stop]
         if model.return_sequences:
             valid = np.arange(steps)[None, :] < lengths[start:stop, None]
@@ -289,24 +286,21 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
             if not callable(cb):
                 raise TypeError(f"callbacks must be callables; got {type(cb).__name__}")
 
-    X, unbatched = model._check_X(X)
-    if unbatched:
-        raise ValueError("fit needs a batch of sequences: X of shape (n, time, input_size)")
-    n, steps, _ = X.shape
-    lengths = model._check_lengths(lengths, n, steps, False)
-    Y = model._check_Y(Y, n, steps, False, lengths)
+    X, Y, lengths = check_sequence_batch(
+        X, Y, lengths, model.input_size, model.output_size, model.return_sequences,
+        model.dtype, "fit needs a batch of sequences: X of shape (n, time, input_size)")
+    n = X.shape[0]
 
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise TypeError("validation_data must be a tuple (X_val, Y_val[, lengths_val])")
         try:
-            Xv, v_unbatched = model._check_X(validation_data[0])
-            if v_unbatched:
-                raise ValueError("X must have shape (n, time, input_size)")
-            lv = model._check_lengths(validation_data[2] if len(validation_data) == 3
-                                      else None, Xv.shape[0], Xv.shape[1], False)
-            Yv = model._check_Y(validation_data[1], Xv.shape[0], Xv.shape[1], False, lv)
+            Xv, Yv, lv = check_sequence_batch(
+                validation_data[0], validation_data[1],
+                validation_data[2] if len(validation_data) == 3 else None,
+                model.input_size, model.output_size, model.return_sequences, model.dtype,
+                "X must have shape (n, time, input_size)")
         except (ValueError, TypeError) as exc:
             # The checks name X, Y or lengths: say they are the validation ones.
             raise type(exc)(f"validation_data: {exc}") from None
@@ -345,7 +339,6 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
            shuffle, seed, validation, stopping, callbacks, verbose, tbptt, checkpointing):
     I, H, O, L = model.input_size, model.hidden_size, model.output_size, model.num_layers
     n, steps, _ = X.shape
-    kernels = _backend.get_kernels()
     optimizer.prepare(model.n_params, model.dtype)
     hyper = optimizer.hyperparameters()
     rng = np.random.default_rng(seed)
@@ -358,13 +351,9 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
         first_epoch = _restore_checkpoint(checkpoint, model, optimizer, rng, history, best)
 
     effective_batch = min(batch_size, n)
-    if _use_fused_loops(kernels, effective_batch, H):
-        run_steps = kernels.train_steps
-    else:
-        recurrences = _recurrences(kernels)
-
-        def run_steps(*args):
-            return _gemm_path.train_steps(recurrences, *args)
+    # Full BPTT runs whole steps by the route for the batch size; truncated BPTT asks
+    # the route table for each chunk (see _run_epoch_truncated).
+    run_steps = None if tbptt is not None else _engine.route(effective_batch, H).train_steps
 
     flops_per_sequence = 6.0 * steps * (H * I + (2 * L - 1) * H * H + H * O)
     chunk_batches = max(1, int(_CHUNK_SECONDS * _ASSUMED_FLOPS
@@ -588,6 +577,7 @@ def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, 
                          clip_norm, history, progress, epoch, commit):
     """Truncated BPTT: per batch, chunks of k steps, state carried, gradient cut."""
     L, H = model.num_layers, model.hidden_size
+    sizes = _sizes(model)
     n, steps, _ = X.shape
     total = 0.0
     weight = 0.0
@@ -606,11 +596,12 @@ def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, 
             Yc = np.ascontiguousarray(Y[sel, c0:c1])
             h0 = np.ascontiguousarray(state_h[:, active])
             grad = np.empty_like(model._theta)
-            loss = model._loss_and_grad_checked(Xc, Yc, h0, chunk_len, grad)
+            loss = _engine.loss_and_grad(model._theta, *sizes, True, Xc, Yc, h0, chunk_len,
+                                         grad)
             if not (np.isfinite(loss) and np.isfinite(grad).all()):
                 raise _diverged(history, epoch, batch)
             # The state entering the next chunk, from the weights used for this one.
-            _, h_next = model._forward_checked(Xc, h0, chunk_len)
+            _, h_next = _engine.forward(model._theta, *sizes, True, Xc, h0, chunk_len)
             theta = model._theta.copy()
             state = optimizer.state.copy()
             step_count = optimizer.step_count.copy()
