@@ -121,7 +121,7 @@ def test_windows_argument_checks():
     x = np.arange(10.0)
     with pytest.raises(ValueError, match="window must be >= 1; got 0"):
         sliding_windows(x, 0)
-    with pytest.raises(TypeError, match="window must be an integer; got 2.5"):
+    with pytest.raises(TypeError, match="window must be an integer; got float 2.5"):
         sliding_windows(x, 2.5)
     with pytest.raises(TypeError, match="window must be an integer"):
         sliding_windows(x, True)

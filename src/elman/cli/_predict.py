@@ -1,0 +1,136 @@
+"""``elman predict``: one prediction per window of a CSV, and closed-loop forecasts."""
+
+import sys
+
+import numpy as np
+
+from elman.cli._common import CLIError, Output, opening
+from elman.cli._data import check_names_present, last_step, load_table, reading_options
+from elman.cli._fit import CLI_FORMAT, CLI_FORMAT_VERSION
+from elman.cli._writer import write_predictions
+
+
+def load_cli_model(path):
+    """(model, metadata, scalers) of a file written by ``elman fit --out``; CLIError else."""
+    from elman.model_file import ModelFileError, load_with_metadata
+    from elman.preprocessing import StandardScaler
+
+    try:
+        with opening(path, "a model file"):
+            loaded = load_with_metadata(path)
+    except ModelFileError as exc:
+        raise CLIError(str(exc)) from None
+    extra = loaded.extra or {}
+    if extra.get("format") != CLI_FORMAT:
+        raise CLIError(f"{path} is an elman model without the column names, window and "
+                       f"scalers that `elman predict` needs; save it with `elman fit "
+                       f"--out`, or predict with the Python API (elman.load)")
+    if extra.get("format_version", 0) > CLI_FORMAT_VERSION:
+        raise CLIError(f"{path} was written by a newer elman; upgrade elman to use it")
+    scalers = {}
+    for name in ("x_scaler", "y_scaler"):
+        state = {key.split(".", 1)[1]: value for key, value in loaded.extra_arrays.items()
+                 if key.startswith(name + ".")}
+        try:
+            scalers[name] = StandardScaler.from_state(state)
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"{path}: damaged scaler state {name} ({exc})") from None
+    return loaded.model, extra, scalers
+
+
+def closed_loop_problem(extra):
+    """Why this model cannot forecast closed-loop, or None."""
+    features, target, horizon = extra["features"], extra["target"], extra["horizon"]
+    if target not in features:
+        return (f"this model's inputs ({', '.join(features)}) do not include its target "
+                f"{target!r}, so there is no input to feed a prediction back into; for "
+                f"closed-loop forecasts train with --features {target}")
+    others = [f for f in features if f != target]
+    if others:
+        return (f"besides {target!r} this model also reads {', '.join(others)}, whose "
+                f"future values are unknown (only {target!r} is predicted); for closed-loop "
+                f"forecasts train with --features {target}")
+    if horizon != 1:
+        return (f"this model predicts {horizon} rows ahead, and feeding a prediction back "
+                f"as the next input needs the next row's value; train with --horizon 1")
+    return None
+
+
+def run_predict(args):
+    model, extra, scalers = load_cli_model(args.model)
+    features, target = list(extra["features"]), extra["target"]
+    window, horizon = int(extra["window"]), int(extra["horizon"])
+    if args.steps is not None:
+        problem = closed_loop_problem(extra)
+        if problem is not None:
+            raise CLIError(f"--steps: cannot forecast closed-loop: {problem}")
+
+    # Read the inputs, and the target too when the file has it (to print beside).
+    options = reading_options(args)
+    wanted = features + ([] if target in features else [target])
+    try:
+        table = load_table(args.csv, wanted if args.csv is not None else None, options)
+    except CLIError:
+        if target in features:
+            raise
+        table = load_table(args.csv, features, options)
+    check_names_present(table, features, "feature column")
+    n = len(table)
+    if n < window:
+        raise CLIError(f"{table.source} has {n} rows; this model needs at least {window} "
+                       f"(its window)")
+    x = table.dataset[features]
+    actual = table.column(target) if target in table.dataset.columns else None
+    xs = scalers["x_scaler"].transform(x)
+    X = np.ascontiguousarray(all_windows(xs, window))
+    # Window i ends on row i + window - 1 and predicts row i + window - 1 + horizon;
+    # keep the windows whose predicted row is in the data.
+    last = np.arange(X.shape[0]) + window - 1
+    keep = last + horizon < n
+    predicted_rows = last[keep] + horizon
+    scaled = last_step(model.predict(X[keep])) if keep.any() else np.empty((0, 1))
+    predictions = scalers["y_scaler"].inverse_transform(scaled)[:, 0]
+
+    forecasts = np.empty(0)
+    if args.steps is not None:
+        forecasts = forecast(model, xs[:, 0], window, args.steps, scalers)
+
+    if args.output is None:
+        handle = Output(sys.stdout)
+        write_predictions(handle, table, target, actual, predicted_rows, predictions,
+                          forecasts)
+        return 0
+    try:
+        stream = open(args.output, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CLIError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") \
+            from None
+    with stream:
+        write_predictions(stream, table, target, actual, predicted_rows, predictions,
+                          forecasts)
+    return 0
+
+
+def all_windows(xs, window):
+    """(n - window + 1, window, k) windows of a (n, k) series, oldest first."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    return sliding_window_view(xs, window, axis=0).transpose(0, 2, 1)
+
+
+def forecast(model, series, window, steps, scalers):
+    """Closed-loop forecasts of a univariate model, in the target's units.
+
+    Each step runs the model on the latest ``window`` values, the newest of which are
+    earlier forecasts: windows of ``window`` steps from a zero state, exactly as the
+    model was trained (a state carried on past the window would not be).
+    """
+    x_scaler, y_scaler = scalers["x_scaler"], scalers["y_scaler"]
+    values = list(series[-window:])
+    out = np.empty(steps)
+    for step in range(steps):
+        history = np.asarray(values[-window:]).reshape(1, window, 1)
+        predicted = y_scaler.inverse_transform(last_step(model.predict(history)))[0, 0]
+        out[step] = predicted
+        values.append(float(x_scaler.transform(np.array([[predicted]]))[0, 0]))
+    return out

@@ -1,0 +1,119 @@
+"""What ``elman fit`` prints: the run's description, the results table and the advice."""
+
+from elman.cli._data import SPLIT
+
+
+def span(table, rows):
+    if table.dates is None:
+        return f"rows {rows[0]} to {rows[-1]}"
+    return f"{table.dates[rows[0]]} to {table.dates[rows[-1]]}"
+
+
+def describe_run(out, table, data, features, target, args, horizon, weather, notes=()):
+    n = len(table)
+    out.write(f"data: {table.source}, {n} rows"
+              + ("" if table.dates is None else f", {table.dates[0]} to {table.dates[-1]}")
+              + "\n")
+    used = [table.dataset.columns.index(c) for c in dict.fromkeys(list(features) + [target])]
+    missing = int(table.dataset.missing[:, used].sum())
+    if missing:
+        how = "linearly interpolated" if getattr(args, "fill", "ffill") == "linear" \
+            else "forward-filled"
+        out.write(f"      {missing} missing values {how}\n")
+    for note in notes:
+        out.write(f"      {note}\n")
+    inputs = ", ".join(features)
+    if weather:
+        out.write(f"task: predict tomorrow's tmax ({target}) from the last {args.window} days "
+                  f"of {inputs}\n")
+    else:
+        ahead = ("the same row as each window's last (the target column is taken as "
+                 "aligned: horizon 0)" if horizon == 0 else
+                 f"{horizon} row{'s' if horizon > 1 else ''} after each window's last")
+        out.write(f"task: predict {target} on {ahead}, from windows of {args.window} rows of "
+                  f"{inputs}\n")
+    counts = {p: len(data.predicted[p]) for p in ("train", "validation", "test")}
+    out.write(f"split: chronological {SPLIT[0]:.0%}/{SPLIT[1]:.0%}/{SPLIT[2]:.0%} by the "
+              f"predicted row: train {counts['train']}, validation {counts['validation']}, "
+              f"test {counts['test']} windows; scalers fitted on the training rows\n")
+    mode = "many-to-one" if args.many_to_one else "many-to-many"
+    stopping = (f"early stopping (patience {args.patience})" if args.patience
+                else "no early stopping")
+    out.write(f"model: RNN({len(features)}, {args.hidden}, 1"
+              + (f", num_layers={args.layers}" if args.layers > 1 else "")
+              + f"), {mode}; Adam lr {args.lr:g}, batch {args.batch_size}, up to "
+              f"{args.epochs} epochs, {stopping}, seed {args.seed}\n")
+    if not args.quiet:
+        out.write("training (losses are mean squared errors of the standardised target):\n")
+    out.flush()
+
+
+def report(out, history, results, table, weather, args):
+    if history.stopped_early:
+        out.write(f"stopped early after epoch {history.epochs}: no better validation loss "
+                  f"for {args.patience} epochs; kept epoch {history.best_epoch + 1} "
+                  f"(val_loss {history.val_loss[history.best_epoch]:.4g})\n")
+    elif history.best_epoch is not None and history.best_epoch + 1 < history.epochs:
+        out.write(f"kept the weights of epoch {history.best_epoch + 1} of {history.epochs}, "
+                  f"the best on validation\n")
+    rows = results["rows"]
+    unit, unit2 = ("°F", "°F²") if weather else ("", "")
+    what = "days" if weather else "rows"
+    header = f"test: {len(rows)} {what}, {span(table, rows)}"
+    labels = results["labels"]
+    width = max(len(header), *(len(label) + 2 for label in labels))
+    mse_head = f"MSE{' (' + unit2 + ')' if unit2 else ''}"
+    mae_head = f"MAE{' (' + unit + ')' if unit else ''}"
+    out.write("\n")
+    out.write(f"{header:<{width}}  {mse_head:>10}  {mae_head:>9}\n")
+    for label in labels:
+        method = results["methods"][label]
+        out.write(f"  {label:<{width - 2}}  {_figure(method['mse']):>10}  "
+                  f"{_figure(method['mae']):>9}\n")
+    out.write(verdict(results, what) + "\n")
+
+
+def _figure(value):
+    """Two decimals for everyday magnitudes, significant digits for tiny or huge ones."""
+    if value != 0 and (abs(value) < 0.1 or abs(value) >= 1e6):
+        return f"{value:.3g}"
+    return f"{value:.2f}"
+
+
+def verdict(results, what):
+    """One sentence: how the RNN compares, or the likely reason it does not win."""
+    labels = results["labels"]
+    mse = {label: results["methods"][label]["mse"] for label in labels}
+    rnn = mse[labels[0]]
+    baselines = labels[1:]
+    best = min(baselines, key=mse.get)
+    persistence = results["persistence_label"]
+    if rnn < mse[best]:
+        text = (f"the RNN's test MSE is {1 - rnn / mse[best]:.1%} below the best baseline's "
+                f"({_short(best)})")
+        if best != persistence:
+            text += f" and {1 - rnn / mse[persistence]:.1%} below persistence's"
+        return text
+    beaten = [_short(label) for label in baselines if mse[label] <= rnn]
+    return (f"the RNN does not beat {' or '.join(beaten)} on these test {what}: "
+            + likely_cause(results))
+
+
+def _short(label):
+    return label.split(" (")[0].split(" on ")[0]
+
+
+def likely_cause(results):
+    """Advice naming the most likely reason for a poor result, from what the data shows."""
+    actual, low, high = results["actual"], results["train_low"], results["train_high"]
+    outside = float(((actual > high) | (actual < low)).mean())
+    if outside > 0.2:
+        side = "above" if (actual > high).mean() >= (actual < low).mean() else "below"
+        return (f"{outside:.0%} of the test values lie {side} the training range "
+                f"({low:.4g} to {high:.4g}), a trend or a level shift that a tanh network "
+                "cannot extrapolate; model the changes instead: predict the differences "
+                "of the target (its value minus the previous one) and add them back")
+    if results["train_windows"] < 500:
+        return (f"with {results['train_windows']} training windows the network may be "
+                "undertrained; try more --epochs with a larger --patience")
+    return "try more --epochs, another --lr or --hidden, or a longer --window"
