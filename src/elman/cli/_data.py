@@ -163,3 +163,15 @@ class Windows:
 def last_step(outputs):
     """(n, 1) predictions of the last step, from a many-to-many or many-to-one model."""
     return outputs[:, -1, :] if outputs.ndim == 3 else outputs
+
+
+def test_start_row(table):
+    """The first test row: the last 15% of the rows are the test part (as in SPLIT)."""
+    from elman.preprocessing import train_val_test_split
+
+    n = len(table)
+    try:
+        train, validation, _ = train_val_test_split(np.arange(n), fractions=SPLIT)
+    except ValueError as exc:  # too few rows for three non-empty parts
+        raise CLIError(f"{table.source}: {exc}") from None
+    return len(train) + len(validation)

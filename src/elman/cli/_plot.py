@@ -57,6 +57,7 @@ def build_figure(results, history, table, target, weather):
     actual = results["actual"]
     labels = results["labels"]
     rnn = results["methods"][labels[0]]["prediction"]
+    model_name = "elman" if labels[0].startswith("elman Forecaster") else "RNN"
     persistence = results["methods"][results["persistence_label"]]["prediction"]
     unit = " (°F)" if weather else ""
     name = "tomorrow's tmax" if weather else target
@@ -82,15 +83,20 @@ def build_figure(results, history, table, target, weather):
     whole.plot(x, actual, label="actual", alpha=0.8,
                **({**actual_style, "marker": ".", "markersize": 4} if not zoomed
                   else actual_style))
-    whole.plot(x, rnn, label="RNN", alpha=0.9, **rnn_style)
+    whole.plot(x, rnn, label=model_name, alpha=0.9, **rnn_style)
+    band = results.get("lower") is not None
+    if band:
+        level = results["interval"]
+        whole.fill_between(x, results["lower"], results["upper"], color="tab:orange",
+                           alpha=0.18, linewidth=0, label=f"{level:.0%} interval")
     if not zoomed:
         whole.plot(x, persistence, label="persistence", **persistence_style)
     whole.set_title(f"Test period ({len(rows)} {'days' if weather else 'rows'}): {name}, "
                     "actual and predicted", loc="left")
-    scores = ", ".join(f"{_short(label)} {results['methods'][label]['mse']:.3g}"
-                       for label in labels)
+    scores = ", ".join(f"{_short(label).replace('elman Forecaster', 'elman')} "
+                       f"{results['methods'][label]['mse']:.3g}" for label in labels)
     source = "bundled weather data" if table.bundled else os.path.basename(table.source)
-    figure.suptitle(f"elman fit on {source}: test MSE{' (°F²)' if weather else ''} "
+    figure.suptitle(f"elman fit on {source}\ntest MSE{' (°F²)' if weather else ''}: "
                     f"{scores}", fontsize="medium", x=0.01, ha="left")
     whole.set_ylabel(f"{target}{unit}")
     whole.set_xlabel(x_label)
@@ -102,7 +108,10 @@ def build_figure(results, history, table, target, weather):
         last = ZOOM_ROWS
         zoom.plot(x[-last:], actual[-last:], marker=".", markersize=4, label="actual",
                   **actual_style)
-        zoom.plot(x[-last:], rnn[-last:], label="RNN", **{**rnn_style, "linewidth": 1.4})
+        zoom.plot(x[-last:], rnn[-last:], label=model_name, **{**rnn_style, "linewidth": 1.4})
+        if band:
+            zoom.fill_between(x[-last:], results["lower"][-last:], results["upper"][-last:],
+                              color="tab:orange", alpha=0.18, linewidth=0)
         zoom.plot(x[-last:], persistence[-last:], label="persistence", **persistence_style)
         zoom.set_title(f"Last {last} {'days' if weather else 'rows'} of the test period",
                        loc="left")
@@ -139,42 +148,68 @@ def _plot_losses(losses, history):
     """Training and validation loss per epoch, on a log scale so both stay readable."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    epochs = np.arange(1, history.epochs + 1)
+    # One History (a single RNN) or a list of them (the forecaster's ensemble).
+    histories = history if isinstance(history, (list, tuple)) else [history]
+    histories = [h for h in histories if h is not None and h.epochs]
     tiny = np.finfo(np.float64).tiny
-    curves = [("train", np.maximum(np.asarray(history.loss, dtype=float), tiny), "tab:blue")]
-    if history.val_loss:
-        curves.append(("validation",
-                       np.maximum(np.asarray(history.val_loss, dtype=float), tiny),
-                       "tab:purple"))
-    for label, values, color in curves:
-        losses.plot(epochs, values, marker="o", markersize=3, color=color, label=label)
+    curves = []
+    for k, item in enumerate(histories):
+        epochs = np.arange(1, item.epochs + 1)
+        suffix = f" (RNN {k + 1})" if len(histories) > 1 else ""
+        curves.append(("train" + suffix, epochs,
+                       np.maximum(np.asarray(item.loss, dtype=float), tiny), "tab:blue"))
+        if item.val_loss:
+            curves.append(("validation" + suffix, epochs,
+                           np.maximum(np.asarray(item.val_loss, dtype=float), tiny),
+                           "tab:purple"))
+    seen = set()
+    for label, epochs, values, color in curves:
+        kind = label.split(" (")[0]
+        losses.plot(epochs, values, marker="o" if len(epochs) < 60 else None, markersize=3,
+                    color=color, alpha=1.0 if len(histories) == 1 else 0.6,
+                    label=None if kind in seen else kind)  # one legend entry per kind
+        seen.add(kind)
+    if not curves:
+        losses.text(0.5, 0.5, "no RNN was trained", ha="center", va="center",
+                    transform=losses.transAxes)
+        losses.set_axis_off()
+        return
     losses.set_yscale("log")
     # On a log scale the first epoch rarely hides the rest; when it is far above every
     # later epoch, cut it off and say which curve it was.
-    if history.epochs >= 3:
-        later = np.concatenate([values[1:] for _, values, _ in curves])
+    longest = max(len(epochs) for _, epochs, _, _ in curves)
+    if longest >= 3:
+        later = np.concatenate([values[1:] for _, _, values, _ in curves])
         low, high = float(later.min()), float(later.max())
         top = high * 2.0
-        cut = [(label, float(values[0]), color) for label, values, color in curves
+        cut = [(label, float(values[0]), color) for label, _, values, color in curves
                if values[0] > OFF_SCALE_FACTOR * high]
         if cut:
-            first = [float(values[0]) for _, values, _ in curves]
+            first = [float(values[0]) for _, _, values, _ in curves]
             losses.set_ylim(min(low, *[v for v in first if v <= top]) / 1.5, top)
             text = "epoch 1 off scale: " + ", ".join(f"{label} {value:.3g}"
                                                      for label, value, _ in cut)
             losses.annotate(text, xy=(0.02, 0.97), xycoords="axes fraction", fontsize="small",
                             color=cut[0][2], ha="left", va="top")
-    if history.best_epoch is not None:
-        losses.axvline(history.best_epoch + 1, color="0.5", linestyle=":", linewidth=1,
-                       label=f"kept (epoch {history.best_epoch + 1})")
-    losses.set_title("Loss per epoch (log scale)", loc="left")
+    best_epoch = histories[0].best_epoch if len(histories) == 1 else None
+    if best_epoch is not None:
+        losses.axvline(best_epoch + 1, color="0.5", linestyle=":", linewidth=1,
+                       label=f"kept (epoch {best_epoch + 1})")
+    if len(histories) > 1:
+        losses.set_title(f"Loss per epoch of the {len(histories)} RNNs (log scale)",
+                         loc="left")
+        losses.set_ylabel("mean squared error (scaled residual)")
+    else:
+        losses.set_title("Loss per epoch (log scale)", loc="left")
+        losses.set_ylabel("mean squared error (scaled target)")
     losses.set_xlabel("epoch")
-    losses.set_ylabel("mean squared error (standardised target)")
-    # Plain numbers (0.3, not 3x10^-1) on the major and minor ticks of the log axis.
-    plain = FuncFormatter(lambda value, _: f"{value:.2g}")
+    # Plain numbers (0.3, not 3x10^-1) on the major and minor ticks of the log axis,
+    # with enough digits to tell the ticks of a narrow range apart.
+    bottom, top = losses.get_ylim()
+    digits = 2 if top / bottom > 1.5 else 3 if top / bottom > 1.05 else 4
+    plain = FuncFormatter(lambda value, _: f"{value:.{digits}g}")
     losses.yaxis.set_major_formatter(plain)
     losses.yaxis.set_minor_formatter(plain)
     losses.legend(frameon=False, fontsize="small", loc="upper right")
-    if history.epochs:
-        losses.set_xlim(0.5, history.epochs + 0.5)
-        losses.xaxis.set_major_locator(MaxNLocator(integer=True))
+    losses.set_xlim(0.5, longest + 0.5)
+    losses.xaxis.set_major_locator(MaxNLocator(integer=True))

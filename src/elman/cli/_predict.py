@@ -6,20 +6,27 @@ import numpy as np
 
 from elman.cli._common import CLIError, Output, opening
 from elman.cli._data import check_names_present, last_step, load_table, reading_options
-from elman.cli._fit import CLI_FORMAT, CLI_FORMAT_VERSION
+from elman.cli._single import CLI_FORMAT, CLI_FORMAT_VERSION
 from elman.cli._writer import write_predictions
 
 
-def load_cli_model(path):
-    """(model, metadata, scalers) of a file written by ``elman fit --out``; CLIError else."""
+def read_model_file(path):
+    """The model file's contents (elman.model_file.LoadedModel); CLIError when unreadable."""
     from elman.model_file import ModelFileError, load_with_metadata
-    from elman.preprocessing import StandardScaler
 
     try:
         with opening(path, "a model file"):
-            loaded = load_with_metadata(path)
+            return load_with_metadata(path)
     except ModelFileError as exc:
         raise CLIError(str(exc)) from None
+
+
+def load_cli_model(path, loaded=None):
+    """(model, metadata, scalers) of a single-RNN file of ``elman fit --out``; CLIError else."""
+    from elman.preprocessing import StandardScaler
+
+    if loaded is None:
+        loaded = read_model_file(path)
     extra = loaded.extra or {}
     if extra.get("format") != CLI_FORMAT:
         raise CLIError(f"{path} is an elman model without the column names, window and "
@@ -57,7 +64,16 @@ def closed_loop_problem(extra):
 
 
 def run_predict(args):
-    model, extra, scalers = load_cli_model(args.model)
+    from elman.forecaster import FILE_KEY
+
+    loaded = read_model_file(args.model)
+    if loaded.extra and FILE_KEY in loaded.extra:
+        return _predict_forecaster(args, loaded)
+    if args.interval is not None:
+        raise CLIError(f"--interval: {args.model} holds a single RNN, which has no "
+                       "calibrated intervals; fit without --layers, --many-to-one, "
+                       "--batch-size and --patience for a forecaster that has them")
+    model, extra, scalers = load_cli_model(args.model, loaded)
     features, target = list(extra["features"]), extra["target"]
     window, horizon = int(extra["window"]), int(extra["horizon"])
     if args.steps is not None:
@@ -134,3 +150,79 @@ def forecast(model, series, window, steps, scalers):
         out[step] = predicted
         values.append(float(x_scaler.transform(np.array([[predicted]]))[0, 0]))
     return out
+
+
+def _predict_forecaster(args, loaded):
+    """Predictions of a Forecaster file: one step for every row, then --steps ahead."""
+    from elman.cli._fit import CLI_KEY, _closed_loop_rows, forecaster_columns
+    from elman.forecaster import Forecaster
+
+    try:
+        forecaster = Forecaster._from_loaded(loaded, args.model)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CLIError(f"{args.model}: damaged forecaster ({exc})") from None
+    forecaster.interval = None  # intervals only when --interval asks, not as at fit time
+    meta = (loaded.extra or {}).get(CLI_KEY)
+    if meta is not None:
+        target, others, horizon = meta["target"], list(meta["features"]), int(meta["horizon"])
+    elif isinstance(forecaster.target_, str) and all(
+            isinstance(name, str) for name in forecaster.features_):
+        target, others, horizon = forecaster.target_, list(forecaster.features_), 1
+    else:
+        raise CLIError(f"{args.model} holds a Forecaster fitted on an array without column "
+                       "names, so it is unknown which CSV columns it reads; save it from "
+                       "`elman fit --out`, or fit it on a pandas DataFrame")
+    if args.steps is not None and (others or horizon != 1):
+        problem = (f"besides {target!r} this model also reads {', '.join(others)}, whose "
+                   f"future values are unknown (only {target!r} is predicted); for "
+                   f"closed-loop forecasts train with --features {target}" if others else
+                   f"this model predicts {horizon} rows ahead; train with --horizon 1")
+        raise CLIError(f"--steps: cannot forecast closed-loop: {problem}")
+
+    options = reading_options(args)
+    table = load_table(args.csv, [target] + others if args.csv is not None else None, options)
+    check_names_present(table, [target] + others, "column")
+    data, _ = forecaster_columns(table, target, [target] + others, horizon)
+    level = args.interval
+    n = len(table)
+    bounds = None
+    try:
+        if horizon <= 1:
+            predicted = forecaster.predict_one_step(data, interval=level)
+            if level is not None:
+                predicted, lower, upper = predicted
+            rows = np.flatnonzero(np.isfinite(predicted))
+            if level is not None:
+                bounds = (lower[rows], upper[rows])
+            predicted = predicted[rows]
+        else:
+            first = forecaster._pipeline.history_needed + horizon - 1
+            rows = np.arange(min(first, n), n)
+            predicted = _closed_loop_rows(forecaster, data, rows, horizon)
+            if level is not None:
+                bounds = (np.full(len(rows), np.nan), np.full(len(rows), np.nan))
+        forecasts, forecast_bounds = np.empty(0), None
+        if args.steps is not None:
+            forecasts = forecaster.predict(args.steps, data=data, interval=level)
+            if level is not None:
+                forecasts, low, high = forecasts
+                forecast_bounds = (low, high)
+    except ValueError as exc:
+        raise CLIError(f"{table.source}: {exc}") from None
+    actual = table.column(target)
+
+    def write(handle):
+        write_predictions(handle, table, target, actual, rows, predicted, forecasts,
+                          bounds=bounds, forecast_bounds=forecast_bounds)
+
+    if args.output is None:
+        write(Output(sys.stdout))
+        return 0
+    try:
+        stream = open(args.output, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CLIError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") \
+            from None
+    with stream:
+        write(stream)
+    return 0

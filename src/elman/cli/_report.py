@@ -1,5 +1,8 @@
 """What ``elman fit`` prints: the run's description, the results table and the advice."""
 
+import numpy as np
+
+from elman.cli._common import seconds
 from elman.cli._data import SPLIT
 
 
@@ -80,7 +83,7 @@ def _figure(value):
     return f"{value:.2f}"
 
 
-def verdict(results, what):
+def verdict(results, what, forecaster=None):
     """One sentence: how the RNN compares, or the likely reason it does not win."""
     labels = results["labels"]
     mse = {label: results["methods"][label]["mse"] for label in labels}
@@ -89,24 +92,37 @@ def verdict(results, what):
     best = min(baselines, key=mse.get)
     persistence = results["persistence_label"]
     if rnn < mse[best]:
-        text = (f"the RNN's test MSE is {1 - rnn / mse[best]:.1%} below the best baseline's "
+        who = "elman's" if forecaster is not None else "the RNN's"
+        text = (f"{who} test MSE is {1 - rnn / mse[best]:.1%} below the best baseline's "
                 f"({_short(best)})")
         if best != persistence:
             text += f" and {1 - rnn / mse[persistence]:.1%} below persistence's"
         return text
     beaten = [_short(label) for label in baselines if mse[label] <= rnn]
-    return (f"the RNN does not beat {' or '.join(beaten)} on these test {what}: "
-            + likely_cause(results))
+    return (f"{'elman' if forecaster is not None else 'the RNN'} does not beat "
+            f"{' or '.join(beaten)} on these test {what}: " + likely_cause(results, forecaster))
 
 
 def _short(label):
     return label.split(" (")[0].split(" on ")[0]
 
 
-def likely_cause(results):
+def likely_cause(results, forecaster=None):
     """Advice naming the most likely reason for a poor result, from what the data shows."""
     actual, low, high = results["actual"], results["train_low"], results["train_high"]
     outside = float(((actual > high) | (actual < low)).mean())
+    if forecaster is not None:
+        transform = forecaster.config_["transform"]
+        if outside > 0.2 and "diff" not in transform:
+            side = "above" if (actual > high).mean() >= (actual < low).mean() else "below"
+            return (f"{outside:.0%} of the test values lie {side} the fitted range "
+                    f"({low:.4g} to {high:.4g}), a trend the chosen transform "
+                    f"({transform}) leaves in; model the changes: --transform diff (or "
+                    "log_diff for a positive series that grows by a percentage)")
+        if forecaster.fast:
+            return "--fast skips the search; run without it"
+        return (f"the search chose transform {transform} on the validation part; try "
+                "another --transform, or more rows of history")
     if outside > 0.2:
         side = "above" if (actual > high).mean() >= (actual < low).mean() else "below"
         return (f"{outside:.0%} of the test values lie {side} the training range "
@@ -117,3 +133,112 @@ def likely_cause(results):
         return (f"with {results['train_windows']} training windows the network may be "
                 "undertrained; try more --epochs with a larger --patience")
     return "try more --epochs, another --lr or --hidden, or a longer --window"
+
+
+def describe_forecast_run(out, table, features, target, horizon, weather, notes, test_start,
+                          forecaster):
+    n = len(table)
+    out.write(f"data: {table.source}, {n} rows"
+              + ("" if table.dates is None else f", {table.dates[0]} to {table.dates[-1]}")
+              + "\n")
+    used = [table.dataset.columns.index(c) for c in dict.fromkeys(list(features) + [target])]
+    missing = int(table.dataset.missing[:, used].sum())
+    if missing:
+        out.write(f"      {missing} missing values filled\n")
+    for note in notes:
+        out.write(f"      {note}\n")
+    others = [name for name in features if name != target]
+    if weather:
+        out.write(f"task: predict tomorrow's tmax ({target}) from the days up to today "
+                  f"({', '.join(features)})\n")
+    else:
+        inputs = target + (f" and {', '.join(others)}" if others else "")
+        if horizon == 0:
+            what = (f"{target} on each row from the rows before it and that row's "
+                    f"{', '.join(others)} (an aligned target: horizon 0)")
+        elif horizon == 1:
+            what = f"{target} on the next row from the rows up to now ({inputs})"
+        else:
+            what = f"{target} {horizon} rows ahead, closed-loop, from the rows up to now"
+        out.write(f"task: predict {what}\n")
+    validation = max(5, int(round(0.2 * test_start)))
+    out.write(f"split: fit on the first {test_start} rows (85%; the search validates on "
+              f"the last {validation} of them), test on the last {n - test_start} "
+              f"(15%), never used for fitting or for any choice\n")
+    given = {name: value for name, value in (
+        ("window", forecaster.window), ("hidden", forecaster.hidden_size),
+        ("lr", forecaster.lr), ("epochs", forecaster.epochs),
+        ("transform", forecaster.transform)) if value is not None}
+    mode = ("fast: one RNN, transform chosen on validation" if forecaster.fast
+            else "automatic search on the validation part")
+    if given:
+        mode += "; given: " + ", ".join(f"{k} {v}" for k, v in given.items())
+    out.write(f"model: elman.Forecaster (ridge autoregression plus RNNs on its residuals), "
+              f"{mode}, seed {forecaster.seed}\n")
+    out.flush()
+
+
+def _search_summary(forecaster, fit_seconds):
+    config = forecaster.config_
+    members = config["members"]
+    hidden = sorted({m["hidden_size"] for m in members})
+    windows = sorted({m["window"] for m in members})
+    lrs = sorted({m["lr"] for m in members})
+    season = config["season"]
+    rnn = (f"{len(members)} RNN{'s' if len(members) > 1 else ''} (window "
+           f"{'/'.join(map(str, windows))}, hidden {'/'.join(map(str, hidden))}, lr "
+           f"{'/'.join(f'{v:g}' for v in lrs)})")
+    weight = config["alpha"]
+    return (f"chosen: transform {config['transform']}, season "
+            f"{season if season else 'none'}, {config['lags']} lags (ridge penalty "
+            f"{config['penalty']:g}), {rnn} weighted {weight:g}; validation MSE "
+            f"{config['validation_mse']:.4g} (linear part alone "
+            f"{config['linear_validation_mse']:.4g}); {len(forecaster.search_)} candidates, "
+            f"fit {seconds(fit_seconds)}")
+
+
+def report_forecast(out, forecaster, results, table, weather, args, fit_seconds):
+    out.write(_search_summary(forecaster, fit_seconds) + "\n")
+    rows = results["rows"]
+    unit, unit2 = ("°F", "°F²") if weather else ("", "")
+    what = "days" if weather else "rows"
+    horizon = results["horizon"]
+    ahead = "one step ahead" if horizon <= 1 else f"{horizon} steps ahead"
+    header = f"test, {ahead}: {len(rows)} {what}, {span(table, rows)}"
+    labels = results["labels"]
+    width = max(len(header), *(len(label) + 2 for label in labels))
+    mse_head = f"MSE{' (' + unit2 + ')' if unit2 else ''}"
+    mae_head = f"MAE{' (' + unit + ')' if unit else ''}"
+    out.write("\n")
+    out.write(f"{header:<{width}}  {mse_head:>10}  {mae_head:>9}\n")
+    for label in labels:
+        method = results["methods"][label]
+        out.write(f"  {label:<{width - 2}}  {_figure(method['mse']):>10}  "
+                  f"{_figure(method['mae']):>9}\n")
+    if "coverage" in results:
+        out.write(f"{results['interval']:.0%} interval: covers {results['coverage']:.1%} of "
+                  f"the test {what} one step ahead\n")
+    backtest = results["backtest"]
+    if backtest is not None:
+        _closed_loop_table(out, backtest, what)
+    out.write(verdict(results, what, forecaster) + "\n")
+
+
+def _closed_loop_table(out, backtest, what):
+    last = int(backtest.horizons[-1])
+    shown = sorted({h for h in (1, 2, 3, 6, 12, 24, 52) if h <= last} | {last})
+    index = [h - 1 for h in shown]
+    out.write(f"\nclosed loop from every test origin (forecasts fed back), MSE by horizon "
+              f"(seasonal naive: {backtest.season} {what} back):\n")
+    label_width = 16
+    out.write(f"  {'horizon':<{label_width}}" + "".join(f"{h:>10}" for h in shown) + "\n")
+    for label, values in (("elman Forecaster", backtest.mse),
+                          ("seasonal naive", backtest.seasonal_naive_mse),
+                          ("persistence", backtest.persistence_mse)):
+        out.write(f"  {label:<{label_width}}"
+                  + "".join(f"{_figure(values[i]):>10}" for i in index) + "\n")
+    if backtest.coverage is not None:
+        out.write(f"  {f'{backtest.interval:.0%} coverage':<{label_width}}"
+                  + "".join(f"{backtest.coverage[i]:>10.1%}" for i in index) + "\n")
+    wins = int(np.sum(backtest.mse < backtest.seasonal_naive_mse))
+    out.write(f"  elman beats seasonal naive at {wins} of {last} horizons\n")
