@@ -54,8 +54,7 @@ def _parse_one(text):
     if quarter:
         year, q = int(quarter.group(1)), int(quarter.group(2))
         return np.datetime64(f"{year:04d}-{3 * q - 2:02d}", "M")
-    if text.endswith("Z"):  # UTC marker: NumPy warns on time zones, the value is the same
-        text = text[:-1]
+    text = text.removesuffix("Z")
     try:
         value = np.datetime64(text)
     except ValueError:
@@ -69,6 +68,9 @@ def parse_dates(values):
     Every cell must use forms of one resolution family; the result's unit is the
     finest one found (a month ``1949-01`` next to a day ``1949-01-15`` gives days).
     """
+    # A trailing Z (UTC) is dropped: NumPy warns on time zones, and the time is the same.
+    if any(text.endswith("Z") for text in values):
+        values = [text[:-1] if text.endswith("Z") else text for text in values]
     # Plain YYYY-MM-DD dates parse several times faster with the unit given; NumPy
     # would silently truncate a time to [D], hence the length check.
     unit = "datetime64[D]" if all(len(text) == 10 for text in values) else "datetime64"
@@ -133,9 +135,9 @@ def future_dates(dates, count):
     time_of_day = dates - dates.astype("datetime64[D]")
     if np.median(day_steps) >= 28 and (time_of_day == time_of_day[0]).all():
         step = int(np.median(month_steps))
-        # The day of the month the series keeps, clipped to shorter months.
-        values, counts = np.unique(days, return_counts=True)
-        day = int(values[np.argmax(counts)])
+        # The day of the month the series keeps, clipped to shorter months (31 for
+        # month ends, 29 for a yearly series from a leap day).
+        day = int(days.max())
         if step > 0 and (days == np.minimum(day, _days_in_month(months))).all():
             future_months = months[-1] + ahead * step
             future_days = np.minimum(day, _days_in_month(future_months))

@@ -192,7 +192,7 @@ def geometric_random_walk(n, seed=None, *, start=100.0, drift=0.0003, volatility
     drift = check_float("drift", drift)
     volatility = check_float("volatility", volatility, minimum=0)
     rng = np.random.default_rng(seed)
-    log_price = np.full(n, np.log(start))
+    log_growth = np.zeros(n)
     if n > 1:
-        log_price[1:] += np.cumsum(rng.normal(drift, volatility, size=n - 1))
-    return np.exp(log_price)
+        np.cumsum(rng.normal(drift, volatility, size=n - 1), out=log_growth[1:])
+    return start * np.exp(log_growth)
