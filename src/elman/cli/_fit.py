@@ -210,8 +210,12 @@ def evaluate_forecaster(forecaster, data, table, target, others, horizon, weathe
         label = (f"ridge autoregression on the last {lags} days' tmax" if weather
                  else f"ridge autoregression on the last {lags} values of {target}")
         methods.append((label, ridge))
-    season = forecaster.config_.get("season") or _baselines.guess_season(
+    # The baselines' season follows the calendar where there are dates (52 for weekly
+    # data with a yearly cycle), else the forecaster's own choice.
+    season = _baselines.guess_season(
         table.dates[:test_start] if table.dates is not None else None, y[:test_start])
+    if season is None or table.dates is None:
+        season = forecaster.config_.get("season") or season
     if season is not None and season > 1:
         unit = "days" if weather else "rows"
         methods.append((f"seasonal naive (the value {season} {unit} earlier)",
@@ -236,10 +240,23 @@ def evaluate_forecaster(forecaster, data, table, target, others, horizon, weathe
         results["coverage"] = float(np.mean((actual >= lower) & (actual <= upper)))
     if not others:
         # Up to the season (or 12 steps), as far as the test rows reach.
-        reach = min(int(forecaster.config_["horizon_calibrated"]), n - test_start)
-        results["backtest"] = forecaster.backtest(data, start=test_start, horizon=reach,
-                                                  interval=level)
+        reach = min(season if season and 1 < season <= 60 else 12, n - test_start)
+        backtest = forecaster.backtest(data, start=test_start, horizon=reach, interval=level)
+        results["backtest"] = backtest
+        results["closed_loop_seasonal_naive"] = _seasonal_naive_by_horizon(
+            y, test_start, reach, season) if season and season > 1 else None
     return results
+
+
+def _seasonal_naive_by_horizon(y, start, horizons, season):
+    """MSE of seasonal naive at horizons 1..H, over the origins start..n-1 that reach."""
+    n = len(y)
+    out = np.empty(horizons)
+    for h in range(1, horizons + 1):
+        rows = np.arange(start + h - 1, n)  # from origin o = row - h + 1, rows < o known
+        back = season * int(np.ceil(h / season))
+        out[h - 1] = np.mean((y[rows - back] - y[rows]) ** 2)
+    return out
 
 
 def save_forecaster(forecaster, path, table, target, others, horizon):

@@ -163,9 +163,10 @@ def _plot_losses(losses, history):
                            np.maximum(np.asarray(item.val_loss, dtype=float), tiny),
                            "tab:purple"))
     seen = set()
+    markers = max(len(epochs) for _, epochs, _, _ in curves) < 60 if curves else False
     for label, epochs, values, color in curves:
         kind = label.split(" (")[0]
-        losses.plot(epochs, values, marker="o" if len(epochs) < 60 else None, markersize=3,
+        losses.plot(epochs, values, marker="o" if markers else None, markersize=3,
                     color=color, alpha=1.0 if len(histories) == 1 else 0.6,
                     label=None if kind in seen else kind)  # one legend entry per kind
         seen.add(kind)

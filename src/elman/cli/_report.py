@@ -220,25 +220,28 @@ def report_forecast(out, forecaster, results, table, weather, args, fit_seconds)
                   f"the test {what} one step ahead\n")
     backtest = results["backtest"]
     if backtest is not None:
-        _closed_loop_table(out, backtest, what)
+        _closed_loop_table(out, backtest, what, results["season"],
+                           results.get("closed_loop_seasonal_naive"))
     out.write(verdict(results, what, forecaster) + "\n")
 
 
-def _closed_loop_table(out, backtest, what):
+def _closed_loop_table(out, backtest, what, season, seasonal_naive):
     last = int(backtest.horizons[-1])
     shown = sorted({h for h in (1, 2, 3, 6, 12, 24, 52) if h <= last} | {last})
     index = [h - 1 for h in shown]
+    if seasonal_naive is None:  # no season: seasonal naive is persistence
+        seasonal_naive, season = backtest.persistence_mse, 1
     out.write(f"\nclosed loop from every test origin (forecasts fed back), MSE by horizon "
-              f"(seasonal naive: {backtest.season} {what} back):\n")
+              f"(seasonal naive: {season} {what} back):\n")
     label_width = 16
     out.write(f"  {'horizon':<{label_width}}" + "".join(f"{h:>10}" for h in shown) + "\n")
     for label, values in (("elman Forecaster", backtest.mse),
-                          ("seasonal naive", backtest.seasonal_naive_mse),
+                          ("seasonal naive", seasonal_naive),
                           ("persistence", backtest.persistence_mse)):
         out.write(f"  {label:<{label_width}}"
                   + "".join(f"{_figure(values[i]):>10}" for i in index) + "\n")
     if backtest.coverage is not None:
         out.write(f"  {f'{backtest.interval:.0%} coverage':<{label_width}}"
                   + "".join(f"{backtest.coverage[i]:>10.1%}" for i in index) + "\n")
-    wins = int(np.sum(backtest.mse < backtest.seasonal_naive_mse))
+    wins = int(np.sum(backtest.mse < seasonal_naive))
     out.write(f"  elman beats seasonal naive at {wins} of {last} horizons\n")
