@@ -186,14 +186,20 @@ def test_trend_advice_names_differencing():
 
     from elman.cli._report import likely_cause
 
+    methods = {"elman Forecaster": {"mse": 3.0}, "ridge autoregression": {"mse": 1.0},
+               "persistence": {"mse": 2.0}}
     results = {"actual": np.linspace(11, 14, 30), "train_low": 0.0, "train_high": 10.0,
-               "train_windows": 200}
+               "train_windows": 200, "methods": methods, "labels": tuple(methods),
+               "persistence_label": "persistence"}
     forecaster = SimpleNamespace(config_={"transform": "none"}, fast=False)
     advice = likely_cause(results, forecaster)
     assert "100% of the test values lie above the fitted range" in advice
     assert "--transform diff" in advice
     forecaster.config_["transform"] = "diff"
     assert "--transform diff" not in likely_cause(results, forecaster)
+    # When no linear model beats persistence either, the series looks like a random walk.
+    methods["ridge autoregression"]["mse"] = 2.5
+    assert "random walk" in likely_cause(results, forecaster)
 
 
 @pytest.mark.parametrize("case", ["unknown_feature", "unknown_target", "non_numeric",

@@ -138,6 +138,13 @@ def test_future_dates_follow_the_calendar(dates, expected):
     assert future.dtype == dates.dtype
 
 
+def test_future_dates_of_business_days_skip_weekends():
+    days = np.busday_offset(np.datetime64("2024-01-01"), np.arange(12))  # Mon Jan 1 ..
+    assert str(days[-1]) == "2024-01-16"
+    assert [str(d) for d in future_dates(days, 4)] == ["2024-01-17", "2024-01-18",
+                                                      "2024-01-19", "2024-01-22"]
+
+
 def test_future_dates_cannot_tell_from_one_date():
     assert future_dates(_dates("2020-01-01"), 2) is None
     assert future_dates(_dates("2020-01-01", "2020-01-01"), 2) is None

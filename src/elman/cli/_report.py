@@ -113,6 +113,13 @@ def likely_cause(results, forecaster=None):
     outside = float(((actual > high) | (actual < low)).mean())
     if forecaster is not None:
         transform = forecaster.config_["transform"]
+        mse = {label: results["methods"][label]["mse"] for label in results["labels"]}
+        persistence = mse[results["persistence_label"]]
+        linear = [value for label, value in mse.items() if label.startswith(("ridge", "linear"))]
+        if linear and min(linear) >= persistence:
+            return ("no linear model beats persistence either: the changes of this series "
+                    "look unpredictable from its past (a random walk, as most prices are), "
+                    "and persistence is then the forecast to match")
         if outside > 0.2 and "diff" not in transform:
             side = "above" if (actual > high).mean() >= (actual < low).mean() else "below"
             return (f"{outside:.0%} of the test values lie {side} the fitted range "
@@ -229,19 +236,25 @@ def _closed_loop_table(out, backtest, what, season, seasonal_naive):
     last = int(backtest.horizons[-1])
     shown = sorted({h for h in (1, 2, 3, 6, 12, 24, 52) if h <= last} | {last})
     index = [h - 1 for h in shown]
-    if seasonal_naive is None:  # no season: seasonal naive is persistence
-        seasonal_naive, season = backtest.persistence_mse, 1
-    out.write(f"\nclosed loop from every test origin (forecasts fed back), MSE by horizon "
-              f"(seasonal naive: {season} {what} back):\n")
+    rows = [("elman Forecaster", backtest.mse)]
+    if seasonal_naive is None:  # no season: persistence is the baseline
+        against = "persistence"
+        out.write("\nclosed loop from every test origin (forecasts fed back), MSE by horizon "
+                  "(no season, so against persistence):\n")
+    else:
+        against = "seasonal naive"
+        rows.append(("seasonal naive", seasonal_naive))
+        out.write(f"\nclosed loop from every test origin (forecasts fed back), MSE by horizon "
+                  f"(seasonal naive: {season} {what} back):\n")
+    rows.append(("persistence", backtest.persistence_mse))
     label_width = 16
     out.write(f"  {'horizon':<{label_width}}" + "".join(f"{h:>10}" for h in shown) + "\n")
-    for label, values in (("elman Forecaster", backtest.mse),
-                          ("seasonal naive", seasonal_naive),
-                          ("persistence", backtest.persistence_mse)):
+    for label, values in rows:
         out.write(f"  {label:<{label_width}}"
                   + "".join(f"{_figure(values[i]):>10}" for i in index) + "\n")
     if backtest.coverage is not None:
         out.write(f"  {f'{backtest.interval:.0%} coverage':<{label_width}}"
                   + "".join(f"{backtest.coverage[i]:>10.1%}" for i in index) + "\n")
-    wins = int(np.sum(backtest.mse < seasonal_naive))
-    out.write(f"  elman beats seasonal naive at {wins} of {last} horizons\n")
+    baseline = backtest.persistence_mse if seasonal_naive is None else seasonal_naive
+    wins = int(np.sum(backtest.mse < baseline))
+    out.write(f"  elman beats {against} at {wins} of {last} horizons\n")

@@ -117,7 +117,8 @@ def future_dates(dates, count):
     -----
     Years, months and quarters step by whole calendar units: a monthly series on
     the 15th stays on the 15th; one on month ends stays on month ends (Jan 31,
-    Feb 28, Mar 31). Anything else (daily, weekly, hourly) steps by the median
+    Feb 28, Mar 31). Daily data on weekdays only (10 dates or more) continues on
+    business days. Anything else (daily, weekly, hourly) steps by the median
     spacing of the dates, which ignores gaps.
     """
     dates = np.asarray(dates)
@@ -146,6 +147,10 @@ def future_dates(dates, count):
                 + (future_days - 1).astype("timedelta64[D]")
             )
             return (result + time_of_day[0]).astype(dates.dtype)
+    if unit == "D" and np.median(day_steps) == 1 and len(dates) >= 10:
+        weekdays = (dates.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday 0
+        if (weekdays < 5).all():  # business days: the next ones skip weekends
+            return np.busday_offset(dates[-1], ahead, roll="forward")
     step = int(np.median(steps))
     if step <= 0:
         return None
