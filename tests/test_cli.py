@@ -360,6 +360,9 @@ def test_predict_round_trip_single_rnn_file(capsys, tmp_path, series_csv):
     last_window = x_scaler.transform(series[-5:, None])[None]
     first = y_scaler.inverse_transform(loaded.model.predict(last_window)[:, -1, :])[0, 0]
     assert float(rows[-3][2]) == pytest.approx(first, rel=1e-9)
+    # All of them follow RNN.forecast's closed-loop rule (the one Forecaster.predict uses).
+    closed_loop = y_scaler.inverse_transform(loaded.model.forecast(last_window[0], 3))[:, 0]
+    assert [float(r[2]) for r in rows[-3:]] == pytest.approx(closed_loop, rel=1e-9)
 
 
 @pytest.mark.parametrize("path", ["forecaster", "single"])

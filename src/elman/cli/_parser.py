@@ -172,7 +172,7 @@ def build_parser():
                      help="draw the test period and the loss curves (.png, .pdf, .svg, "
                           f"...; needs matplotlib: {PLOT_HINT})".replace("%", "%%"))
     fit.add_argument("-q", "--quiet", action="store_true",
-                     help="no progress bar")
+                     help="no progress lines (the search stages, or the progress bar)")
     _add_reading_options(fit)
 
     predict = commands.add_parser(

@@ -135,21 +135,17 @@ def all_windows(xs, window):
 
 
 def forecast(model, series, window, steps, scalers):
-    """Closed-loop forecasts of a univariate model, in the target's units.
+    """Closed-loop forecasts of a univariate single-RNN model, in the target's units.
 
-    Each step runs the model on the latest ``window`` values, the newest of which are
-    earlier forecasts: windows of ``window`` steps from a zero state, exactly as the
-    model was trained (a state carried on past the window would not be).
+    The rule of ``RNN.forecast`` and ``Forecaster.predict``: the state is warmed up on
+    the last ``window`` values from a zero state, as in training, so the first
+    forecast uses real data only; then each prediction is fed back as the next
+    input with the state carried on. Input and target are the same column, scaled
+    by the same training rows, so an output is fed back as it is.
     """
-    x_scaler, y_scaler = scalers["x_scaler"], scalers["y_scaler"]
-    values = list(series[-window:])
-    out = np.empty(steps)
-    for step in range(steps):
-        history = np.asarray(values[-window:]).reshape(1, window, 1)
-        predicted = y_scaler.inverse_transform(last_step(model.predict(history)))[0, 0]
-        out[step] = predicted
-        values.append(float(x_scaler.transform(np.array([[predicted]]))[0, 0]))
-    return out
+    history = np.asarray(series[-window:], dtype=np.float64).reshape(window, 1)
+    scaled = model.forecast(history.astype(model.dtype), steps)  # (steps, 1)
+    return scalers["y_scaler"].inverse_transform(np.asarray(scaled, dtype=np.float64))[:, 0]
 
 
 def _predict_forecaster(args, loaded):
