@@ -42,11 +42,27 @@ def test_year_columns_become_dates_not_inputs(tmp_path, header, years):
 
 
 def test_a_year_column_that_repeats_or_is_asked_for_stays_numeric(tmp_path):
-    # Repeated years (a year,month table) are no dates; a year asked for is read.
-    data = load_csv(write(tmp_path, "year,month,v\n2000,1,5\n2000,2,6\n"))
-    assert data.dates is None and data.columns == ("year", "month", "v")
+    # Repeated years (without a quarter or month column) are no dates; a year asked
+    # for is read.
+    data = load_csv(write(tmp_path, "year,day,v\n2000,1,5\n2000,2,6\n"))
+    assert data.dates is None and data.columns == ("year", "day", "v")
     data = load_csv(write(tmp_path, "year,v\n2000,5\n2001,6\n"), columns=["year", "v"])
     assert data.dates is None and list(data["year"]) == [2000.0, 2001.0]
+
+
+@pytest.mark.parametrize("header, periods, expected", [
+    ("quarter", ["3.0", "4.0", "1.0"], ["1959Q3", "1959Q4", "1960Q1"]),
+    ("month", ["11", "12", "1"], ["1959-11", "1959-12", "1960-01"]),
+])
+def test_year_and_quarter_or_month_columns_become_dates(tmp_path, header, periods, expected):
+    text = f"year,{header},unemp\n" + "".join(
+        f"{1959 + (k == 2)}.0,{p},{5 + k}\n" for k, p in enumerate(periods))
+    data = load_csv(write(tmp_path, text))
+    assert data.columns == ("unemp",)
+    assert format_dates(data.dates) == expected
+    # Out of order, they are ordinary numbers.
+    data = load_csv(write(tmp_path, text.replace("1960.0", "1958.0")))
+    assert data.dates is None and data.columns == ("year", header, "unemp")
 
 
 def test_date_column_by_name_reads_whole_numbers_as_years(tmp_path):

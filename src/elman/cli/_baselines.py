@@ -5,7 +5,8 @@ choice made on the validation rows; none sees the test rows.
 
 * persistence: the target's last known value;
 * seasonal naive: the value one season before the predicted row;
-* ridge autoregression: a linear model on the target's last ``p`` known values;
+* ridge autoregression: a linear model on the target's last ``p`` known values,
+  ``p`` and the penalty chosen on the validation rows;
 * linear regression: least squares on the inputs of the window's last row (shown
   when the inputs are more than the target itself).
 """
@@ -86,42 +87,56 @@ def _lag_matrix(y, ends, lags):
     return y[ends[:, None] + offsets]
 
 
-def ridge_autoregression(y, known, ahead, lags, train_known, train_rows, val_known, val_rows):
-    """Ridge forecasts y[known + ahead] from the `lags` values ending at ``known``.
-
-    The lags are standardised on the training rows; the penalty is chosen on the
-    validation rows from a small grid, then the model is refitted on training and
-    validation rows together.
-    """
-    def usable(ends):
-        return ends >= lags - 1
-
-    def fit(ends, rows, alpha):
-        keep = usable(ends)
-        A = _lag_matrix(y, ends[keep], lags)
-        A = np.column_stack([(A - mean) / scale, np.ones(len(A))])
-        penalty = alpha * np.eye(lags + 1)
-        penalty[-1, -1] = 0.0  # no penalty on the intercept
-        return np.linalg.solve(A.T @ A + penalty, A.T @ y[rows[keep]])
-
-    def predict(coef, ends):
-        A = _lag_matrix(y, np.maximum(ends, lags - 1), lags)
-        return np.column_stack([(A - mean) / scale, np.ones(len(A))]) @ coef
-
-    train = _lag_matrix(y, train_known[usable(train_known)], lags)
-    if len(train) <= lags:
-        return None
-    mean, scale = train.mean(axis=0), train.std(axis=0)
+def _ridge_fit_predict(y, lags, alpha, fit_known, fit_rows, known):
+    """Ridge on standardised lags fitted on (fit_known -> fit_rows); predictions at known."""
+    keep = fit_known >= lags - 1
+    A = _lag_matrix(y, fit_known[keep], lags)
+    mean, scale = A.mean(axis=0), A.std(axis=0)
     scale[scale == 0] = 1.0
-    best_alpha, best_error = _RIDGE_ALPHAS[0], np.inf
-    for alpha in _RIDGE_ALPHAS:
-        error = np.mean((predict(fit(train_known, train_rows, alpha), val_known)
-                         - y[val_rows]) ** 2)
-        if error < best_error:
-            best_alpha, best_error = alpha, error
+    design = np.column_stack([(A - mean) / scale, np.ones(len(A))])
+    penalty = alpha * np.eye(lags + 1)
+    penalty[-1, -1] = 0.0  # no penalty on the intercept
+    coef = np.linalg.solve(design.T @ design + penalty, design.T @ y[fit_rows[keep]])
+    B = _lag_matrix(y, np.maximum(known, lags - 1), lags)
+    return np.column_stack([(B - mean) / scale, np.ones(len(B))]) @ coef
+
+
+# The most lags the ridge baseline tries (a yearly season of daily data would cost
+# seconds of solving for a baseline).
+MAX_RIDGE_LAGS = 120
+
+
+def ridge_lag_candidates(season, n_train):
+    """Lag counts the ridge baseline tries: short ones, and one or two seasons."""
+    candidates = {1, 2, 3, 4, 6, 8, 12, 24}
+    if season:
+        candidates |= {season, 2 * season}
+    return sorted(p for p in candidates if p <= min(MAX_RIDGE_LAGS, max(1, n_train // 4)))
+
+
+def ridge_autoregression(y, known, lag_options, train_known, train_rows, val_known,
+                         val_rows):
+    """Ridge forecasts of the rows whose last known row is ``known``; (predictions, lags).
+
+    The number of lags and the penalty are chosen on the validation rows (the lags
+    standardised on the training rows), then the model is refitted on training and
+    validation rows together. None when there are too few training rows.
+    """
+    best = None
+    for lags in lag_options:
+        if (train_known >= lags - 1).sum() <= lags + 1:
+            continue
+        for alpha in _RIDGE_ALPHAS:
+            predicted = _ridge_fit_predict(y, lags, alpha, train_known, train_rows, val_known)
+            error = float(np.mean((predicted - y[val_rows]) ** 2))
+            if best is None or error < best[0]:
+                best = (error, lags, alpha)
+    if best is None:
+        return None
+    _, lags, alpha = best
     both_known = np.concatenate([train_known, val_known])
     both_rows = np.concatenate([train_rows, val_rows])
-    return predict(fit(both_known, both_rows, best_alpha), known)
+    return _ridge_fit_predict(y, lags, alpha, both_known, both_rows, known), lags
 
 
 def seasonal_naive(y, rows, ahead, season):

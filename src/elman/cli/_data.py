@@ -20,6 +20,16 @@ class Table:
     def dates(self):
         return self.dataset.dates
 
+    def date_text(self, row):
+        """Row ``row``'s date as the file writes it (quarters as 1959Q1), or None."""
+        if self.dates is None:
+            return None
+        if not hasattr(self, "_labels"):
+            from elman.datasets._dates import format_dates
+
+            self._labels = format_dates(self.dates)
+        return self._labels[row]
+
     def __len__(self):
         return len(self.dataset)
 

@@ -182,12 +182,10 @@ def evaluate_forecaster(forecaster, data, table, target, others, horizon, weathe
     # chosen on the same validation part (the last rows of those).
     validation_rows = forecaster.config_["validation_rows"]
     train_end = test_start - validation_rows
-    lags = int(forecaster.config_["lags"])
-
     def known(predicted_rows):
         return predicted_rows - ahead
 
-    first = lags - 1 + ahead
+    first = ahead  # rows with at least one known value before them
     train_rows = np.arange(first, train_end)
     val_rows = np.arange(max(first, train_end), test_start)
     methods = [("elman Forecaster", predicted)]
@@ -202,20 +200,23 @@ def evaluate_forecaster(forecaster, data, table, target, others, horizon, weathe
         fit_rows = np.arange(max(1, ahead), test_start)
         methods.append((label, _baselines.linear_regression(
             x, y, x_known(fit_rows), fit_rows, x_known(rows))))
-    ridge = None
-    if len(train_rows) > lags + 1 and len(val_rows):
-        ridge = _baselines.ridge_autoregression(y, known(rows), ahead, lags, known(train_rows),
-                                                train_rows, known(val_rows), val_rows)
-    if ridge is not None:
-        label = (f"ridge autoregression on the last {lags} days' tmax" if weather
-                 else f"ridge autoregression on the last {lags} values of {target}")
-        methods.append((label, ridge))
     # The baselines' season follows the calendar where there are dates (52 for weekly
     # data with a yearly cycle), else the forecaster's own choice.
     season = _baselines.guess_season(
         table.dates[:test_start] if table.dates is not None else None, y[:test_start])
     if season is None or table.dates is None:
         season = forecaster.config_.get("season") or season
+    ridge = None
+    if len(val_rows):
+        ridge = _baselines.ridge_autoregression(
+            y, known(rows), _baselines.ridge_lag_candidates(season, len(train_rows)),
+            known(train_rows), train_rows, known(val_rows), val_rows)
+    if ridge is not None:
+        ridge, lags = ridge
+        label = (f"ridge autoregression on the last {lags} days' tmax" if weather
+                 else f"ridge autoregression on the last {lags} values of {target}"
+                 if lags > 1 else f"ridge autoregression on the last value of {target}")
+        methods.append((label, ridge))
     if season is not None and season > 1:
         unit = "days" if weather else "rows"
         methods.append((f"seasonal naive (the value {season} {unit} earlier)",

@@ -9,13 +9,13 @@ from elman.cli._data import SPLIT
 def span(table, rows):
     if table.dates is None:
         return f"rows {rows[0]} to {rows[-1]}"
-    return f"{table.dates[rows[0]]} to {table.dates[rows[-1]]}"
+    return f"{table.date_text(rows[0])} to {table.date_text(rows[-1])}"
 
 
 def describe_run(out, table, data, features, target, args, horizon, weather, notes=()):
     n = len(table)
     out.write(f"data: {table.source}, {n} rows"
-              + ("" if table.dates is None else f", {table.dates[0]} to {table.dates[-1]}")
+              + ("" if table.dates is None else f", {table.date_text(0)} to {table.date_text(n - 1)}")
               + "\n")
     used = [table.dataset.columns.index(c) for c in dict.fromkeys(list(features) + [target])]
     missing = int(table.dataset.missing[:, used].sum())
@@ -146,7 +146,7 @@ def describe_forecast_run(out, table, features, target, horizon, weather, notes,
                           forecaster):
     n = len(table)
     out.write(f"data: {table.source}, {n} rows"
-              + ("" if table.dates is None else f", {table.dates[0]} to {table.dates[-1]}")
+              + ("" if table.dates is None else f", {table.date_text(0)} to {table.date_text(n - 1)}")
               + "\n")
     used = [table.dataset.columns.index(c) for c in dict.fromkeys(list(features) + [target])]
     missing = int(table.dataset.missing[:, used].sum())

@@ -98,17 +98,18 @@ def evaluate(model, data, features, target, weather, dates):
                  else f"linear regression on the last row's {inputs}")
         methods.append((label, _baselines.linear_regression(
             data.x, y, data.last["train"], data.predicted["train"], last)))
-    lags = data.window
-    ridge = _baselines.ridge_autoregression(
-        y, known("test"), ahead, lags, known("train"), data.predicted["train"],
-        known("validation"), data.predicted["validation"])
-    if ridge is not None:
-        what = "days'" if weather else "values of"
-        label = (f"ridge autoregression on the last {lags} days' tmax" if weather
-                 else f"ridge autoregression on the last {lags} {what} {target}")
-        methods.append((label, ridge))
     season = _baselines.guess_season(dates[:data.train_end] if dates is not None else None,
                                      y[:data.train_end])
+    ridge = _baselines.ridge_autoregression(
+        y, known("test"), _baselines.ridge_lag_candidates(season, len(data.predicted["train"])),
+        known("train"), data.predicted["train"], known("validation"),
+        data.predicted["validation"])
+    if ridge is not None:
+        ridge, lags = ridge
+        label = (f"ridge autoregression on the last {lags} days' tmax" if weather
+                 else f"ridge autoregression on the last {lags} values of {target}"
+                 if lags > 1 else f"ridge autoregression on the last value of {target}")
+        methods.append((label, ridge))
     if season is not None and season > 1:
         unit = "days" if weather else "rows"
         methods.append((f"seasonal naive (the value {season} {unit} earlier)",

@@ -216,8 +216,9 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter, skip_text=F
 
     cells = list(zip(*rows))  # one tuple of strings per column
 
-    # Which column holds the dates.
+    # Which column holds the dates (a year column may come with a quarter or month one).
     years = False
+    period_index, period_dates = None, None
     if date_column is None:
         date_index = None
     elif date_column == "auto":
@@ -239,6 +240,10 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter, skip_text=F
                 if is_year_name(name) and name not in asked and _is_year_column(cells[j]):
                     date_index, years = j, True
                     break
+        if date_index is None:
+            year_and_period = _year_and_period(names, cells, set(columns or ()))
+            if year_and_period is not None:
+                date_index, period_index, period_dates = year_and_period
     else:
         date_index = index_of(date_column, "date column")
         years = years_from_numbers(cells[date_index]) is not None
@@ -246,7 +251,8 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter, skip_text=F
     # Which columns are read as numbers.
     skipped = ()
     if columns is None:
-        feature_indices = [j for j in range(width) if j != date_index and j not in unnamed]
+        feature_indices = [j for j in range(width) if j not in (date_index, period_index)
+                           and j not in unnamed]
         if skip_text:
             text_columns = [j for j in feature_indices if not _all_numbers(cells[j])]
             skipped = tuple(names[j] for j in text_columns)
@@ -271,8 +277,8 @@ def _read_csv(stream, source, columns, date_column, fill, delimiter, skip_text=F
     for k, j in enumerate(feature_indices):
         data[:, k] = _parse_numbers(cells[j], names[j], lines, source)
 
-    dates = None
-    if date_index is not None:
+    dates = period_dates
+    if date_index is not None and dates is None:
         dates = _parse_dates(
             cells[date_index],
             names[date_index],
@@ -380,6 +386,34 @@ def _parse_dates(values, name, lines, source, guessed=False, years=False):
                 "oldest first"
             )
     return dates
+
+
+# Headers of a column that, beside a year column, says which quarter or month a row is.
+_PERIODS = (({"quarter", "qtr", "q"}, 4, 3), ({"month", "mon", "mth", "m"}, 12, 1))
+
+
+def _year_and_period(names, cells, asked):
+    """(year column, period column, datetime64[M] dates) for year + quarter/month columns."""
+    for j, name in enumerate(names):
+        if not is_year_name(name) or name in asked:
+            continue
+        years = years_from_numbers(cells[j])
+        if years is None:
+            continue
+        for k, other in enumerate(names):
+            for headers, count, months in _PERIODS:
+                if other.strip().lower() not in headers or other in asked:
+                    continue
+                try:
+                    period = np.array([float(text) for text in cells[k]])
+                except ValueError:
+                    continue
+                if ((period != np.round(period)) | (period < 1) | (period > count)).any():
+                    continue
+                index = years.astype(np.int64) * 12 + (period.astype(np.int64) - 1) * months
+                if (np.diff(index) > 0).all():
+                    return j, k, index.astype("datetime64[M]")
+    return None
 
 
 def _is_year_column(cells):
