@@ -199,7 +199,11 @@ def test_search_records_candidates_and_chooses_on_validation():
     chosen = forecaster.config_
     ensemble = [e for e in forecaster.search_ if e["stage"] == "ensemble"]
     best = min(ensemble, key=lambda e: (e["validation_mse"], e["alpha"]))
-    assert (best["transform"], best["alpha"]) == (chosen["transform"], chosen["alpha"])
+    best_linear = min((e for e in ensemble if e["alpha"] == 0), key=lambda e: e["validation_mse"])
+    # The best candidate, or the best linear one when the RNNs' gain is within noise.
+    assert (chosen["transform"], chosen["alpha"]) in {
+        (best["transform"], best["alpha"]), (best_linear["transform"], 0.0)}
+    assert chosen["validation_mse"] in (best["validation_mse"], best_linear["validation_mse"])
     linear = {e["transform"]: e["validation_mse"] for e in forecaster.search_
               if e["stage"] == "linear"}
     # Never worse than the linear autoregression on the validation part.

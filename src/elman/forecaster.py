@@ -23,8 +23,8 @@ from elman import model_file
 from elman._forecasting import intervals as _intervals
 from elman._forecasting.pipeline import Pipeline
 from elman._forecasting.search import (ALPHAS, candidate_transforms, choose_linear,
-                                       default_grid, mse, one_step_original, scaled_linear,
-                                       train_members)
+                                       default_grid, mse, one_step_original, refit_member,
+                                       scaled_linear, significantly_better, train_members)
 from elman._forecasting.transforms import TRANSFORMS, Transform, detect_season
 from elman._validation import as_float_array, check_float, check_int, shape_text
 
@@ -380,16 +380,25 @@ class Forecaster:
                 continue
             mean_residual = np.mean([m["val_residual"] for m in chosen], axis=0)
             for alpha in ALPHAS:
-                score = mse(one_step_original(pipeline, y, base + alpha * mean_residual,
-                                              val_rows), y_val)
-                candidates.append((score, name, alpha))
+                errors = (one_step_original(pipeline, y, base + alpha * mean_residual,
+                                            val_rows) - y_val) ** 2
+                score = float(errors.mean())
+                candidates.append((score, name, alpha, errors))
                 self.search_.append({"stage": "ensemble", "transform": name,
                                      "members": len(chosen), "alpha": alpha,
                                      "validation_mse": score, "seconds": 0.0})
         if not candidates:
             raise ValueError("no RNN could be trained on this data (every one diverged or "
                              "the series is too short for the window)")
-        score, name, alpha = min(candidates, key=lambda c: (c[0], c[2]))
+        # The RNNs must earn their place: the best candidate with RNNs is taken only
+        # when it beats the best linear one by more than the noise of the validation
+        # rows (one standard error of the paired difference); a small gain on a short
+        # validation part is as likely to be luck as skill.
+        best_any = min(candidates, key=lambda c: (c[0], c[2]))
+        best_linear = min((c for c in candidates if c[2] == 0), key=lambda c: c[0])
+        if best_any[2] > 0 and not significantly_better(best_any[3], best_linear[3]):
+            best_any = best_linear
+        score, name, alpha, _ = best_any
         pipeline, x, chosen = trained[name]
         _, lags, penalty = linear[name]
         transform = pipeline.transform
@@ -417,14 +426,10 @@ class Forecaster:
         final, _ = scaled_linear(y, feats, transform, n, lags, penalty)
         if alpha > 0:
             x_all = final.inputs(y, feats)
-            refit_grid = [dict(m["config"], epochs=m["best_epoch"]) for m in chosen]
-            refitted = train_members(final, x_all, y, n, refit_grid, updates=UPDATES,
-                                     epochs=None, seed=self.seed, n_jobs=n_jobs,
-                                     validate=False)
-            if len(refitted) != len(chosen):
-                refitted = chosen
-            final.members = [(m["model"], m["config"]["window"]) for m in refitted]
-            self.history_ = [m["history"] for m in refitted]
+            refitted = [refit_member(final, x_all, n, m) for m in chosen]
+            final.members = [(model, m["config"]["window"])
+                             for (model, _), m in zip(refitted, chosen)]
+            self.history_ = [history for _, history in refitted]
         else:
             # The RNNs do not improve on the linear part: kept (trained on the rows
             # before the validation part) with weight 0, so the file still holds them.
