@@ -260,3 +260,19 @@ def test_bad_data():
         fitted.backtest(y, start=1)
     with pytest.raises(ValueError, match="must have the 1 columns given to fit"):
         fitted.predict_one_step(table)
+
+
+def test_closed_loop_rule_is_rnn_forecast_on_the_last_window(backend):
+    # With the linear part set to zero and no transform or scaling, the pipeline's
+    # closed loop is exactly RNN.forecast warmed up on the last `window` rows.
+    from elman._forecasting.pipeline import Pipeline
+
+    model = elman.RNN(1, 6, 1, seed=3)
+    window = 5
+    pipeline = Pipeline(Transform("none"), 0.0, 1.0, np.zeros(0), np.zeros(0), 2,
+                        np.zeros(2), 0.0, [(model, window)], alpha=1.0)
+    y = np.sin(np.arange(40) / 3.0)
+    paths = pipeline.paths(y, None, np.array([40, 30]), 7)
+    for row, origin in enumerate((40, 30)):
+        expected = model.forecast(y[origin - window:origin, None], 7)[:, 0]
+        np.testing.assert_allclose(paths[row], expected, rtol=1e-12, atol=1e-12)

@@ -114,13 +114,15 @@ class Forecaster:
     to mean 0 and variance 1 on the rows it is fitted on, the forecast of the next
     ``z`` is a ridge autoregression on the last ``p`` rows plus ``alpha`` times
     the mean of an ensemble of RNNs trained on that autoregression's residuals.
-    ``alpha`` is chosen on the validation part among 0, 0.25, ..., 1, so the
-    RNNs are only used where they improve on the linear model there: the result
-    is never worse than the linear autoregression on the validation rows, by
-    construction.
+    ``alpha`` is chosen on the validation part among 0, 0.25, ..., 1, and a
+    nonzero ``alpha`` is kept only when it beats the best linear candidate there
+    by more than one standard error of the paired difference of squared errors.
+    So the RNNs are only used where they measurably improve on the linear model:
+    the result is never worse than the linear autoregression on the validation
+    rows, by construction.
 
-    **The closed-loop rule** (shared with ``RNN.forecast`` and ``elman predict
-    --steps``). Each RNN is warmed up on the last ``window`` rows from a zero
+    **The closed-loop rule** (shared with ``RNN.forecast(history[-window:],
+    steps)`` and ``elman predict --steps``). Each RNN is warmed up on the last ``window`` rows from a zero
     state, exactly as it was trained on windows; its last output is the first
     forecast. Then the state is carried forward: each prediction, in the
     transformed and scaled units, is fed back as the next input (and into the
