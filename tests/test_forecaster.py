@@ -44,6 +44,12 @@ def test_log_transform_refuses_nonpositive_target():
 def test_season_detected():
     assert detect_season(trend_season(240, 12)) == 12
     assert detect_season(np.random.default_rng(0).normal(size=300).cumsum()) is None
+    # A season under a random walk and noise, not a multiple of it.
+    rng = np.random.default_rng(0)
+    t = np.arange(3000)
+    y = 0.3 * rng.normal(size=3000).cumsum() + 5 * np.sin(2 * np.pi * t / 24) \
+        + rng.normal(size=3000)
+    assert detect_season(y) == 24
 
 
 def test_closed_loop_beats_seasonal_naive_in_original_units(backend):

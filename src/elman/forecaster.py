@@ -43,6 +43,10 @@ DEFAULT_ENSEMBLE = 5
 TRANSFORMS_SEARCHED = 2
 
 
+def _validation_rows(n):
+    return max(5, int(round(VALIDATION_FRACTION * n)))
+
+
 def _joblib_available():
     try:
         import joblib  # noqa: F401
@@ -306,7 +310,7 @@ class Forecaster:
         if season is not None and season * 3 > n:
             season = None if self.season is None else season
         self.search_ = []
-        val_len = max(5, int(round(VALIDATION_FRACTION * n)))
+        val_len = _validation_rows(n)
         train_end = n - val_len
 
         # Transforms, scored by their linear autoregression alone (cheap).
@@ -322,10 +326,11 @@ class Forecaster:
             minimum = transform.lag + 8
             if train_end < minimum:
                 if self.transform is not None or name == "none":
+                    required = next(m for m in range(minimum, 10 * minimum + 10)
+                                    if m - _validation_rows(m) >= minimum)
                     raise ValueError(
-                        f"data has {n} rows; transform {name!r} needs at least "
-                        f"{math.ceil((minimum) / (1 - VALIDATION_FRACTION)) + 1} rows "
-                        f"(its lag, a few rows to learn from, and a validation part)")
+                        f"data has {n} rows; transform {name!r} needs at least {required} "
+                        f"rows (its lag, a few rows to learn from, and a validation part)")
                 continue
             best = choose_linear(y, feats, transform, train_end, season)
             if best is None:
@@ -455,7 +460,9 @@ class Forecaster:
             "hidden_size": best["hidden_size"],
             "lr": best["lr"],
             "members": [{k: m["config"][k] for k in ("window", "hidden_size", "lr")}
-                        | {"epochs": (m["best_epoch"] if alpha > 0 else m["config"]["epochs"])}
+                        | {"epochs": m["best_epoch"] if alpha > 0 else m["epochs_run"],
+                           "updates": (m["best_epoch"] if alpha > 0 else m["epochs_run"])
+                           * m["updates_per_epoch"]}
                         for m in chosen],
             "validation_rows": int(val_len),
             "validation_mse": float(score),

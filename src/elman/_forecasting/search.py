@@ -130,7 +130,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
     """
     n = len(y)
     first = pipeline.transform.lag + pipeline.lags
-    tasks, params = [], []
+    tasks, params, used = [], [], []
     for config in grid:
         window = config["window"]
         start = first + window - 1
@@ -148,6 +148,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
                                        "restore_best": True}
         tasks.append((X, Y))
         params.append(entry)
+        used.append(config)
     if not tasks:
         return []
     started = time.perf_counter()
@@ -155,7 +156,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
                       seed=seed)
     seconds = time.perf_counter() - started
     members = []
-    for config, entry, task in zip(grid, params, result):
+    for config, entry, (X, _), task in zip(used, params, tasks, result):
         if not task.ok:
             continue
         history = task.history
@@ -166,6 +167,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
         best_epoch = int(np.nanargmin(np.asarray(finite, dtype=float))) + 1
         member = {"config": dict(config, epochs=entry["epochs"]), "model": task.model,
                   "seeds": task.seeds, "history": history, "epochs_run": len(losses),
+                  "updates_per_epoch": math.ceil(len(X) / BATCH_SIZE),
                   "best_epoch": best_epoch,
                   "val_residual": None, "seconds": seconds / len(tasks)}
         if validate:

@@ -120,14 +120,15 @@ def detect_season(y, max_season=400):
     """The dominant period of ``y`` from the autocorrelation of its first differences.
 
     A candidate is a lag ``s >= 2`` where the autocorrelation ``r`` has a local
-    peak above ``threshold = max(0.2, 3 / sqrt(n))``. A season repeats, so a
-    candidate scores the mean of the highest ``r`` near ``s``, ``2s`` and ``3s``
-    (within ``k`` lags of ``k s``, which allows periods such as 52.18 weeks); a
-    short-lived correlation at a short lag does not repeat and scores low. A peak
+    peak above ``threshold = max(0.2, 3 / sqrt(n))``. A season repeats and
+    alternates, so a candidate scores the mean, over k = 1, 2, 3, of the highest
+    ``r`` near ``k s`` (within ``k`` lags, which allows periods such as 52.18
+    weeks) minus ``r`` half a season earlier, at ``(k - 1/2) s``; a short-lived
+    correlation at a short lag neither repeats nor alternates and scores low. A peak
     must also rise at least 0.1 above the lowest ``r`` at shorter lags (a dip
     between seasons). The best-scoring candidate wins, or the shortest candidate
-    that divides it and scores at least 85% as well, so that a multiple of the
-    season does not replace it.
+    of which it is (nearly) a multiple and that scores at least 85% as well, so
+    that a multiple of the season does not replace it.
     ``None`` when nothing qualifies or the series is shorter than three seasons.
 
     Parameters
@@ -153,14 +154,22 @@ def detect_season(y, max_season=400):
         if not (acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1] and acf[lag] > threshold
                 and acf[lag] - acf[1:lag].min() >= 0.1):
             continue
-        near = [acf[max(0, k * lag - k):k * lag + k + 1] for k in (1, 2, 3)
-                if k * lag + k < len(acf)]
-        if len(near) < 2:
+        ks = [k for k in (1, 2, 3) if k * lag + k < len(acf)]
+        if len(ks) < 2:
             continue
-        scores[lag] = float(np.mean([part.max() for part in near]))
+        # Peak near k * lag against the trough half a season before it.
+        scores[lag] = float(np.mean([acf[max(0, k * lag - k):k * lag + k + 1].max()
+                                     - acf[int(round((k - 0.5) * lag))] for k in ks]))
     scores = {lag: score for lag, score in scores.items() if score > threshold}
     if not scores:
         return None
     winner = max(scores, key=scores.get)
     return min(lag for lag, score in scores.items()
-               if winner % lag == 0 and score >= 0.85 * scores[winner])
+               if _near_multiple(winner, lag) and score >= 0.85 * scores[winner])
+
+
+def _near_multiple(long, short):
+    """Whether ``long`` is within k lags of k * ``short`` for some k >= 1 (the
+    tolerance the multiples are scored with)."""
+    k = max(1, round(long / short))
+    return abs(long - k * short) <= k
