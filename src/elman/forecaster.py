@@ -23,8 +23,8 @@ from elman import model_file
 from elman._forecasting import intervals as _intervals
 from elman._forecasting.pipeline import Pipeline
 from elman._forecasting.search import (ALPHAS, candidate_transforms, choose_linear,
-                                       default_grid, mse, one_step_original, scaled_linear,
-                                       train_members)
+                                       default_grid, mse, one_step_original, refit_member,
+                                       scaled_linear, significantly_better, train_members)
 from elman._forecasting.transforms import TRANSFORMS, Transform, detect_season
 from elman._validation import as_float_array, check_float, check_int, shape_text
 
@@ -41,6 +41,10 @@ DEFAULT_ENSEMBLE = 5
 # Transforms whose linear validation error is this close to the best one's also
 # get RNNs trained in the search.
 TRANSFORMS_SEARCHED = 2
+
+
+def _validation_rows(n):
+    return max(5, int(round(VALIDATION_FRACTION * n)))
 
 
 def _joblib_available():
@@ -114,13 +118,15 @@ class Forecaster:
     to mean 0 and variance 1 on the rows it is fitted on, the forecast of the next
     ``z`` is a ridge autoregression on the last ``p`` rows plus ``alpha`` times
     the mean of an ensemble of RNNs trained on that autoregression's residuals.
-    ``alpha`` is chosen on the validation part among 0, 0.25, ..., 1, so the
-    RNNs are only used where they improve on the linear model there: the result
-    is never worse than the linear autoregression on the validation rows, by
-    construction.
+    ``alpha`` is chosen on the validation part among 0, 0.25, ..., 1, and a
+    nonzero ``alpha`` is kept only when it beats the best linear candidate there
+    by more than one standard error of the paired difference of squared errors.
+    So the RNNs are only used where they measurably improve on the linear model:
+    the result is never worse than the linear autoregression on the validation
+    rows, by construction.
 
-    **The closed-loop rule** (shared with ``RNN.forecast`` and ``elman predict
-    --steps``). Each RNN is warmed up on the last ``window`` rows from a zero
+    **The closed-loop rule** (shared with ``RNN.forecast(history[-window:],
+    steps)`` and ``elman predict --steps``). Each RNN is warmed up on the last ``window`` rows from a zero
     state, exactly as it was trained on windows; its last output is the first
     forecast. Then the state is carried forward: each prediction, in the
     transformed and scaled units, is fed back as the next input (and into the
@@ -304,7 +310,7 @@ class Forecaster:
         if season is not None and season * 3 > n:
             season = None if self.season is None else season
         self.search_ = []
-        val_len = max(5, int(round(VALIDATION_FRACTION * n)))
+        val_len = _validation_rows(n)
         train_end = n - val_len
 
         # Transforms, scored by their linear autoregression alone (cheap).
@@ -320,10 +326,11 @@ class Forecaster:
             minimum = transform.lag + 8
             if train_end < minimum:
                 if self.transform is not None or name == "none":
+                    required = next(m for m in range(minimum, 10 * minimum + 10)
+                                    if m - _validation_rows(m) >= minimum)
                     raise ValueError(
-                        f"data has {n} rows; transform {name!r} needs at least "
-                        f"{math.ceil((minimum) / (1 - VALIDATION_FRACTION)) + 1} rows "
-                        f"(its lag, a few rows to learn from, and a validation part)")
+                        f"data has {n} rows; transform {name!r} needs at least {required} "
+                        f"rows (its lag, a few rows to learn from, and a validation part)")
                 continue
             best = choose_linear(y, feats, transform, train_end, season)
             if best is None:
@@ -380,16 +387,25 @@ class Forecaster:
                 continue
             mean_residual = np.mean([m["val_residual"] for m in chosen], axis=0)
             for alpha in ALPHAS:
-                score = mse(one_step_original(pipeline, y, base + alpha * mean_residual,
-                                              val_rows), y_val)
-                candidates.append((score, name, alpha))
+                errors = (one_step_original(pipeline, y, base + alpha * mean_residual,
+                                            val_rows) - y_val) ** 2
+                score = float(errors.mean())
+                candidates.append((score, name, alpha, errors))
                 self.search_.append({"stage": "ensemble", "transform": name,
                                      "members": len(chosen), "alpha": alpha,
                                      "validation_mse": score, "seconds": 0.0})
         if not candidates:
             raise ValueError("no RNN could be trained on this data (every one diverged or "
                              "the series is too short for the window)")
-        score, name, alpha = min(candidates, key=lambda c: (c[0], c[2]))
+        # The RNNs must earn their place: the best candidate with RNNs is taken only
+        # when it beats the best linear one by more than the noise of the validation
+        # rows (one standard error of the paired difference); a small gain on a short
+        # validation part is as likely to be luck as skill.
+        best_any = min(candidates, key=lambda c: (c[0], c[2]))
+        best_linear = min((c for c in candidates if c[2] == 0), key=lambda c: c[0])
+        if best_any[2] > 0 and not significantly_better(best_any[3], best_linear[3]):
+            best_any = best_linear
+        score, name, alpha, _ = best_any
         pipeline, x, chosen = trained[name]
         _, lags, penalty = linear[name]
         transform = pipeline.transform
@@ -417,14 +433,10 @@ class Forecaster:
         final, _ = scaled_linear(y, feats, transform, n, lags, penalty)
         if alpha > 0:
             x_all = final.inputs(y, feats)
-            refit_grid = [dict(m["config"], epochs=m["best_epoch"]) for m in chosen]
-            refitted = train_members(final, x_all, y, n, refit_grid, updates=UPDATES,
-                                     epochs=None, seed=self.seed, n_jobs=n_jobs,
-                                     validate=False)
-            if len(refitted) != len(chosen):
-                refitted = chosen
-            final.members = [(m["model"], m["config"]["window"]) for m in refitted]
-            self.history_ = [m["history"] for m in refitted]
+            refitted = [refit_member(final, x_all, n, m) for m in chosen]
+            final.members = [(model, m["config"]["window"])
+                             for (model, _), m in zip(refitted, chosen)]
+            self.history_ = [history for _, history in refitted]
         else:
             # The RNNs do not improve on the linear part: kept (trained on the rows
             # before the validation part) with weight 0, so the file still holds them.
@@ -448,7 +460,9 @@ class Forecaster:
             "hidden_size": best["hidden_size"],
             "lr": best["lr"],
             "members": [{k: m["config"][k] for k in ("window", "hidden_size", "lr")}
-                        | {"epochs": (m["best_epoch"] if alpha > 0 else m["config"]["epochs"])}
+                        | {"epochs": m["best_epoch"] if alpha > 0 else m["epochs_run"],
+                           "updates": (m["best_epoch"] if alpha > 0 else m["epochs_run"])
+                           * m["updates_per_epoch"]}
                         for m in chosen],
             "validation_rows": int(val_len),
             "validation_mse": float(score),

@@ -12,12 +12,14 @@ import time
 import numpy as np
 
 from elman.parallel import fit_many
+from elman.rnn import RNN
+from elman.training import TrainingDivergedError
 from elman._forecasting.pipeline import Pipeline, lagged_rows, ridge, windows_before
 from elman._forecasting.transforms import TRANSFORMS, Transform
 
 BATCH_SIZE = 32
 # Penalties of the linear part, on standardised inputs, relative to the row count.
-PENALTIES = (1e-4, 1e-2)
+PENALTIES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # RNN weights tried for the residual ensemble; 0 keeps the linear part alone.
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -128,7 +130,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
     """
     n = len(y)
     first = pipeline.transform.lag + pipeline.lags
-    tasks, params = [], []
+    tasks, params, used = [], [], []
     for config in grid:
         window = config["window"]
         start = first + window - 1
@@ -146,6 +148,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
                                        "restore_best": True}
         tasks.append((X, Y))
         params.append(entry)
+        used.append(config)
     if not tasks:
         return []
     started = time.perf_counter()
@@ -153,7 +156,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
                       seed=seed)
     seconds = time.perf_counter() - started
     members = []
-    for config, entry, task in zip(grid, params, result):
+    for config, entry, (X, _), task in zip(used, params, tasks, result):
         if not task.ok:
             continue
         history = task.history
@@ -163,7 +166,9 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
             continue
         best_epoch = int(np.nanargmin(np.asarray(finite, dtype=float))) + 1
         member = {"config": dict(config, epochs=entry["epochs"]), "model": task.model,
-                  "history": history, "epochs_run": len(losses), "best_epoch": best_epoch,
+                  "seeds": task.seeds, "history": history, "epochs_run": len(losses),
+                  "updates_per_epoch": math.ceil(len(X) / BATCH_SIZE),
+                  "best_epoch": best_epoch,
                   "val_residual": None, "seconds": seconds / len(tasks)}
         if validate:
             val_rows = np.arange(train_end, n)
@@ -191,3 +196,32 @@ def default_grid(season, n_train, window=None, hidden_size=None, lr=None, fast=F
     rates = [lr] if lr else ([0.01] if fast else [0.01, 0.003])
     return [{"window": w, "hidden_size": h, "lr": r}
             for w in windows for h in hiddens for r in rates]
+
+
+def refit_member(pipeline, x, end, member):
+    """Train a member's RNN again on rows < ``end`` (all the data), from the same
+    initial weights and shuffling seed as in the search, for its best epoch count."""
+    config = member["config"]
+    window = config["window"]
+    first = pipeline.transform.lag + pipeline.lags
+    rows = np.arange(first + window - 1, end)
+    X, Y = residual_windows(pipeline, x, rows, window)
+    model_seed, fit_seed = member["seeds"]
+    model = RNN(x.shape[1], config["hidden_size"], 1, seed=model_seed)
+    try:
+        history = model.fit(X, Y, epochs=member["best_epoch"], batch_size=BATCH_SIZE,
+                            lr=config["lr"], clip_norm=1.0, seed=fit_seed)
+    except TrainingDivergedError:
+        # Keep the member as the search trained it (on the rows before validation).
+        return member["model"], member["history"]
+    return model, history
+
+
+def significantly_better(errors, reference):
+    """Whether squared errors ``errors`` beat ``reference`` (same rows) by more than
+    one standard error of their paired difference."""
+    difference = reference - errors
+    m = len(difference)
+    if m < 2:
+        return False
+    return difference.mean() > difference.std(ddof=1) / np.sqrt(m)

@@ -119,11 +119,17 @@ def autocorrelation(x, max_lag):
 def detect_season(y, max_season=400):
     """The dominant period of ``y`` from the autocorrelation of its first differences.
 
-    A season is a lag ``s >= 2`` where the autocorrelation has a local peak above
-    ``max(0.2, 3 / sqrt(n))``; of the qualifying peaks the highest wins, then the
-    shortest lag whose peak reaches 80% of it (so a multiple of the season does
-    not replace the season itself). ``None`` when no peak qualifies or the
-    series is shorter than three seasons.
+    A candidate is a lag ``s >= 2`` where the autocorrelation ``r`` has a local
+    peak above ``threshold = max(0.2, 3 / sqrt(n))``. A season repeats and
+    alternates, so a candidate scores the mean, over k = 1, 2, 3, of the highest
+    ``r`` near ``k s`` (within ``k`` lags, which allows periods such as 52.18
+    weeks) minus ``r`` half a season earlier, at ``(k - 1/2) s``; a short-lived
+    correlation at a short lag neither repeats nor alternates and scores low. A peak
+    must also rise at least 0.1 above the lowest ``r`` at shorter lags (a dip
+    between seasons). The best-scoring candidate wins, or the shortest candidate
+    of which it is (nearly) a multiple and that scores at least 85% as well, so
+    that a multiple of the season does not replace it.
+    ``None`` when nothing qualifies or the series is shorter than three seasons.
 
     Parameters
     ----------
@@ -141,12 +147,29 @@ def detect_season(y, max_season=400):
     max_lag = min(max_season, n // 3)
     if max_lag < 3:
         return None
-    acf = autocorrelation(np.diff(y), max_lag + 1)
+    acf = autocorrelation(np.diff(y), 3 * max_lag + 3)
     threshold = max(0.2, 3.0 / np.sqrt(n))
-    peaks = [lag for lag in range(2, min(max_lag, len(acf) - 2) + 1)
-             if acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1]
-             and acf[lag] > threshold]
-    if not peaks:
+    scores = {}
+    for lag in range(2, max_lag + 1):
+        if not (acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1] and acf[lag] > threshold
+                and acf[lag] - acf[1:lag].min() >= 0.1):
+            continue
+        ks = [k for k in (1, 2, 3) if k * lag + k < len(acf)]
+        if len(ks) < 2:
+            continue
+        # Peak near k * lag against the trough half a season before it.
+        scores[lag] = float(np.mean([acf[max(0, k * lag - k):k * lag + k + 1].max()
+                                     - acf[int(round((k - 0.5) * lag))] for k in ks]))
+    scores = {lag: score for lag, score in scores.items() if score > threshold}
+    if not scores:
         return None
-    best = max(acf[lag] for lag in peaks)
-    return min(lag for lag in peaks if acf[lag] >= 0.8 * best)
+    winner = max(scores, key=scores.get)
+    return min(lag for lag, score in scores.items()
+               if _near_multiple(winner, lag) and score >= 0.85 * scores[winner])
+
+
+def _near_multiple(long, short):
+    """Whether ``long`` is within k lags of k * ``short`` for some k >= 1 (the
+    tolerance the multiples are scored with)."""
+    k = max(1, round(long / short))
+    return abs(long - k * short) <= k
