@@ -5,6 +5,7 @@ import pytest
 
 from elman.datasets import load_weather
 from elman.preprocessing import (
+    MinMaxScaler,
     NotFittedError,
     StandardScaler,
     sliding_windows,
@@ -121,7 +122,7 @@ def test_windows_argument_checks():
     x = np.arange(10.0)
     with pytest.raises(ValueError, match="window must be >= 1; got 0"):
         sliding_windows(x, 0)
-    with pytest.raises(TypeError, match="window must be an integer; got 2.5"):
+    with pytest.raises(TypeError, match="window must be an integer; got float 2.5"):
         sliding_windows(x, 2.5)
     with pytest.raises(TypeError, match="window must be an integer"):
         sliding_windows(x, True)
@@ -387,3 +388,77 @@ def test_weather_recipe():
     persistence = x_scaler.inverse_transform(X_test[:, -1, :])[:, 0]
     actual = y_scaler.inverse_transform(Y_test)[:, 0]
     assert 5 < np.mean((persistence - actual) ** 2) < 100
+
+
+# --------------------------------------------------------------------------------------
+# MinMaxScaler
+# --------------------------------------------------------------------------------------
+
+
+def test_minmax_maps_the_training_range_onto_feature_range():
+    train = np.array([[1.0, 10.0], [3.0, 30.0], [2.0, 20.0]])
+    scaler = MinMaxScaler().fit(train)
+    np.testing.assert_array_equal(scaler.data_min_, [1.0, 10.0])
+    np.testing.assert_array_equal(scaler.data_max_, [3.0, 30.0])
+    np.testing.assert_array_equal(scaler.transform(train), [[0, 0], [1, 1], [0.5, 0.5]])
+    # Outside the training range nothing is clipped: a trend goes past 1.
+    np.testing.assert_allclose(scaler.transform(np.array([[5.0, 0.0]])), [[2.0, -0.5]])
+    np.testing.assert_allclose(scaler.inverse_transform(scaler.transform(train)), train)
+    wide = MinMaxScaler(feature_range=(-1, 1)).fit(train)
+    np.testing.assert_allclose(wide.transform(train), [[-1, -1], [1, 1], [0, 0]])
+    np.testing.assert_allclose(wide.transform(train), wide.scale_ * train + wide.min_)
+
+
+def test_minmax_shapes_dtypes_nan_and_constant_features():
+    windows = np.arange(24, dtype=np.float32).reshape(4, 3, 2)
+    scaler = MinMaxScaler().fit(windows)
+    out = scaler.transform(windows)
+    assert out.shape == (4, 3, 2) and out.dtype == np.float32
+    assert out.min() == 0 and out.max() == 1
+    series = np.array([2.0, np.nan, 4.0])
+    scaled = MinMaxScaler().fit_transform(series)
+    assert scaled.shape == (3,) and np.isnan(scaled[1]) and list(scaled[[0, 2]]) == [0, 1]
+    constant = MinMaxScaler(feature_range=(0.2, 0.8)).fit(np.full((5, 1), 7.0))
+    np.testing.assert_allclose(constant.transform(np.full((2, 1), 7.0)), 0.2)
+    np.testing.assert_allclose(constant.inverse_transform(np.full((2, 1), 0.2)), 7.0)
+
+
+def test_minmax_state_round_trip():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(50, 3)) * [1, 10, 100]
+    scaler = MinMaxScaler(feature_range=(-2.0, 3.0)).fit(train)
+    state = scaler.get_state()
+    assert set(state) == {"data_min", "data_max", "feature_range", "n_samples_seen"}
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    copy = MinMaxScaler.from_state(state)
+    test = rng.normal(size=(7, 3))
+    np.testing.assert_array_equal(copy.transform(test), scaler.transform(test))
+    assert copy.feature_range == (-2.0, 3.0) and copy.n_samples_seen_ == 50
+    assert repr(copy) == ("MinMaxScaler(feature_range=(-2.0, 3.0), n_features_in_=3, "
+                          "n_samples_seen_=50)")
+    assert repr(MinMaxScaler()) == "MinMaxScaler()"
+    with pytest.raises(ValueError, match=r"missing \['data_max'\]"):
+        MinMaxScaler.from_state({"data_min": [0.0]})
+    with pytest.raises(ValueError, match="data_max.* must be >= "):
+        MinMaxScaler.from_state({"data_min": [1.0], "data_max": [0.0]})
+    with pytest.raises(ValueError, match="same length"):
+        MinMaxScaler.from_state({"data_min": [0.0, 1.0], "data_max": [1.0]})
+    with pytest.raises(ValueError, match="unknown keys"):
+        MinMaxScaler.from_state({"data_min": [0.0], "data_max": [1.0], "mean": [0.0]})
+
+
+def test_minmax_errors_name_the_argument():
+    with pytest.raises(NotFittedError, match="this MinMaxScaler is not fitted yet"):
+        MinMaxScaler().transform(np.ones(3))
+    with pytest.raises(ValueError, match="low < high"):
+        MinMaxScaler(feature_range=(1, 0))
+    with pytest.raises(ValueError, match="pair of numbers"):
+        MinMaxScaler(feature_range=(0, 1, 2))
+    with pytest.raises(TypeError, match=r"feature_range\[1\] must be a real number"):
+        MinMaxScaler(feature_range=(0, "1"))
+    with pytest.raises(ValueError, match="infinite"):
+        MinMaxScaler().fit(np.array([1.0, np.inf]))
+    with pytest.raises(ValueError, match=r"X has shape \(5, 2\), but this scaler was fitted on 3"):
+        MinMaxScaler().fit(np.ones((4, 3))).transform(np.ones((5, 2)))
+    with pytest.raises(TypeError, match="real numbers"):
+        MinMaxScaler().fit(np.array(["a", "b"]))

@@ -9,11 +9,11 @@
 from elman import datasets, optimizers, preprocessing, training
 from elman._backend import compiled_available, use_backend
 from elman._version import __version__
-from elman.model_file import load
 from elman.optimizers import clip_gradients
 from elman.parallel import FitManyResult, fit_many
 from elman.rnn import RNN
 from elman.training import History, TrainingDivergedError
+from elman.forecaster import Forecaster, load
 
 __all__ = [
     "BACKEND",
@@ -24,6 +24,7 @@ __all__ = [
     "clip_gradients",
     "TrainingDivergedError",
     "FitManyResult",
+    "Forecaster",
     "compiled_available",
     "fit_many",
     "datasets",

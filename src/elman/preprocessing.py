@@ -31,13 +31,19 @@ last 7 days of ``tmax``, ``tmin`` and ``rain``)::
 """
 
 import math
-import operator
-from numbers import Real
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["sliding_windows", "train_val_test_split", "StandardScaler", "NotFittedError"]
+from elman._validation import as_numeric_array, check_float, check_int
+
+__all__ = [
+    "sliding_windows",
+    "train_val_test_split",
+    "StandardScaler",
+    "MinMaxScaler",
+    "NotFittedError",
+]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -53,32 +59,10 @@ class NotFittedError(ValueError, AttributeError):
 # --------------------------------------------------------------------------------------
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer; got {value!r} (bool)")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer; got {value!r} ({type(value).__name__})"
-        ) from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return value
-
-
 def _as_float_array(name, value):
     """Array-like -> ndarray with a floating dtype (floats kept as they are, no copy)."""
-    array = np.asarray(value)
-    kind = array.dtype.kind
-    if kind == "f":
-        return array
-    if kind in "iub":
-        return array.astype(np.float64)
-    raise TypeError(
-        f"{name} must hold real numbers; got an array of dtype {array.dtype} "
-        f"with shape {array.shape}"
-    )
+    array = as_numeric_array(name, value)
+    return array if array.dtype.kind == "f" else array.astype(np.float64)
 
 
 def _as_series(name, value):
@@ -190,7 +174,7 @@ def sliding_windows(series, window, *, targets=None, horizon=1, many_to_many=Tru
            [1., 2., 3.]]), array([[4.],
            [5.]]))
     """
-    window = _check_int("window", window, 1)
+    window = check_int("window", window, minimum=1)
     if not isinstance(many_to_many, (bool, np.bool_)):
         raise TypeError(f"many_to_many must be True or False; got {many_to_many!r}")
     x = _as_series("series", series)
@@ -204,10 +188,10 @@ def sliding_windows(series, window, *, targets=None, horizon=1, many_to_many=Tru
                 "horizon=0 with targets=None would make each target the input itself; use "
                 "horizon >= 1, or pass already shifted targets with horizon=0"
             )
-        horizon = _check_int("horizon", horizon, 1)
+        horizon = check_int("horizon", horizon, minimum=1)
         y = x
     else:
-        horizon = _check_int("horizon", horizon, 0)
+        horizon = check_int("horizon", horizon, minimum=0)
         y = _as_series("targets", targets)
         if y.shape[0] != x.shape[0]:
             raise ValueError(
@@ -251,10 +235,7 @@ def _check_fractions(fractions):
             f"got {len(values)}: {fractions!r}"
         )
     for part, value in zip(("train", "validation", "test"), values):
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise TypeError(f"fractions[{part}] must be a real number; got {value!r}")
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"fractions must be finite and >= 0; got {fractions!r}")
+        check_float(f"fractions[{part}]", value, minimum=0)
     if values[0] == 0:
         raise ValueError(f"the train fraction must be > 0; got fractions={fractions!r}")
     total = math.fsum(values)
@@ -370,7 +351,215 @@ def train_val_test_split(*arrays, fractions=(0.7, 0.15, 0.15)):
 # --------------------------------------------------------------------------------------
 
 
-class StandardScaler:
+class _Scaler:
+    """What both scalers share: input checks, fit_transform, the state round trip.
+
+    A subclass sets ``_fit_statistics(samples)``, ``_forward``/``_backward`` (the affine map
+    and its inverse), ``_state()``/``_from_state_arrays()`` and ``_STATE_KEYS``.
+    """
+
+    _REQUIRED_KEYS = ()
+    _STATE_KEYS = ()
+
+    def fit(self, X):
+        """Compute the per-feature statistics of `X` (training data only).
+
+        Parameters
+        ----------
+        X : array_like, shape (n,), (n, n_features) or (..., n_features)
+            A 1-D array is one feature. NaN values are ignored; infinite values are
+            rejected.
+
+        Returns
+        -------
+        self
+        """
+        array = _as_float_array("X", X)
+        if array.ndim == 0:
+            raise ValueError(
+                "X must have at least one dimension (n,) or (..., n_features); got a scalar"
+            )
+        samples = array.reshape(-1, 1) if array.ndim == 1 else array.reshape(-1, array.shape[-1])
+        if samples.shape[0] == 0 or samples.shape[1] == 0:
+            raise ValueError(
+                f"X must hold at least one sample of at least one feature; got shape {array.shape}"
+            )
+        samples = samples.astype(np.float64, copy=False)
+        if np.isinf(samples).any():
+            raise ValueError(
+                f"X contains infinite values; {type(self).__name__} cannot fit them"
+            )
+        nan = np.isnan(samples)
+        if nan.any():
+            empty = nan.all(axis=0)
+            if empty.any():
+                raise ValueError(
+                    f"X has no values (all NaN) in feature {int(np.argmax(empty))}; cannot fit it"
+                )
+        self._fit_statistics(samples, nan.any())
+        self.n_features_in_ = samples.shape[1]
+        self.n_samples_seen_ = samples.shape[0]
+        return self
+
+    def transform(self, X):
+        """Scale `X` along its last axis with the fitted statistics.
+
+        Parameters
+        ----------
+        X : array_like, shape (..., n_features), or (n,) if fitted on one feature
+
+        Returns
+        -------
+        ndarray, same shape as `X` (float32 for float32 input, else float64)
+        """
+        array, dtype = self._check_input(X, "transform")
+        return self._forward(array).astype(dtype, copy=False)
+
+    def fit_transform(self, X):
+        """Fit on `X`, then transform it. Same as ``fit(X).transform(X)``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n,), (n, n_features) or (..., n_features)
+
+        Returns
+        -------
+        ndarray, same shape as `X`
+        """
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, X):
+        """Map scaled values back to the original units (the inverse of :meth:`transform`).
+
+        Parameters
+        ----------
+        X : array_like, shape (..., n_features), or (n,) if fitted on one feature
+            For example a model's predictions, when the scaler was fitted on the targets.
+
+        Returns
+        -------
+        ndarray, same shape as `X`
+        """
+        array, dtype = self._check_input(X, "inverse_transform")
+        return self._backward(array).astype(dtype, copy=False)
+
+    def _is_fitted(self):
+        return hasattr(self, "n_features_in_")
+
+    def _check_input(self, X, method):
+        name = type(self).__name__
+        if not self._is_fitted():
+            raise NotFittedError(
+                f"this {name} is not fitted yet; call fit(X) with the training data "
+                f"before {method}()"
+            )
+        array = _as_float_array("X", X)
+        n_features = self.n_features_in_
+        if array.ndim == 0:
+            raise ValueError(f"X must be an array of shape (..., {n_features}); got a scalar")
+        if array.ndim == 1:
+            if n_features != 1:
+                raise ValueError(
+                    f"X has shape {array.shape}, but this scaler was fitted on {n_features} "
+                    f"features: expected shape (..., {n_features}) (a 1-D array is read as one "
+                    "feature)"
+                )
+        elif array.shape[-1] != n_features:
+            raise ValueError(
+                f"X has shape {array.shape}, but this scaler was fitted on {n_features} "
+                f"feature{'s' if n_features != 1 else ''}: expected shape (..., {n_features})"
+            )
+        # A 1-D array against shape-(1,) statistics broadcasts to its own shape.
+        dtype = np.float32 if array.dtype == np.float32 else np.float64
+        return array, dtype
+
+    def get_state(self):
+        """Return the fitted statistics as plain NumPy arrays.
+
+        Returns
+        -------
+        dict of ndarray
+            Copies, safe to store with ``np.savez`` (no pickle) and to pass to
+            :meth:`from_state`; the keys are listed in each scaler's docstring.
+        """
+        if not self._is_fitted():
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; there is no state to get"
+            )
+        state = self._state()
+        state["n_samples_seen"] = np.array(self.n_samples_seen_, dtype=np.int64)
+        return state
+
+    @classmethod
+    def from_state(cls, state):
+        """Rebuild a fitted scaler from :meth:`get_state`'s output.
+
+        Parameters
+        ----------
+        state : mapping
+            What :meth:`get_state` returned (``"n_samples_seen"`` is optional,
+            default 0).
+
+        Returns
+        -------
+        scaler
+            Fitted: it transforms exactly as the scaler whose state was taken.
+        """
+        try:
+            keys = set(state.keys())
+        except AttributeError:
+            raise TypeError(
+                f"state must be a mapping such as get_state() returns; got {type(state).__name__}"
+            ) from None
+        missing = set(cls._REQUIRED_KEYS) - keys
+        if missing:
+            raise ValueError(
+                f"state is missing {sorted(missing)}; expected keys {list(cls._STATE_KEYS)}"
+            )
+        unknown = keys - set(cls._STATE_KEYS)
+        if unknown:
+            raise ValueError(
+                f"state has unknown keys {sorted(unknown)}; expected {list(cls._STATE_KEYS)}"
+            )
+        n_samples_seen = np.asarray(state.get("n_samples_seen", 0))
+        if n_samples_seen.shape != () or n_samples_seen.dtype.kind not in "iu":
+            raise TypeError(
+                'state["n_samples_seen"] must be an integer; got '
+                f"{n_samples_seen.dtype} with shape {n_samples_seen.shape}"
+            )
+        scaler = cls._from_state_arrays(state)
+        scaler.n_samples_seen_ = check_int(
+            'state["n_samples_seen"]', int(n_samples_seen), minimum=0
+        )
+        return scaler
+
+    def __repr__(self):
+        name = type(self).__name__
+        params = self._params_repr()
+        if not self._is_fitted():
+            return f"{name}({params})"
+        fitted = f"n_features_in_={self.n_features_in_}, n_samples_seen_={self.n_samples_seen_}"
+        return f"{name}({params + ', ' if params else ''}{fitted})"
+
+    def _params_repr(self):
+        return ""
+
+
+def _state_vector(state, key, length=None):
+    vector = np.array(state[key], dtype=np.float64)
+    if vector.ndim != 1 or vector.shape[0] == 0:
+        raise ValueError(f'state["{key}"] must be 1-D with length >= 1; got shape {vector.shape}')
+    if length is not None and vector.shape[0] != length:
+        raise ValueError(
+            f"state arrays must all have the same length; got {length} and "
+            f'{vector.shape[0]} for state["{key}"]'
+        )
+    if not np.isfinite(vector).all():
+        raise ValueError(f'state["{key}"] must be finite')
+    return vector
+
+
+class StandardScaler(_Scaler):
     """Standardise each feature to mean 0 and standard deviation 1.
 
     Fit it on the training part only, apply it to every part, and map predictions
@@ -413,42 +602,16 @@ class StandardScaler:
            [ 3., 30.]])
     """
 
-    def fit(self, X):
-        """Compute the per-feature mean and standard deviation of `X`.
+    _REQUIRED_KEYS = ("mean", "scale")
+    # The state is a dict of plain arrays so np.savez can store it without pickle:
+    # {"mean": (n_features,), "scale": (n_features,), "n_samples_seen": 0-d int64}.
+    _STATE_KEYS = ("mean", "scale", "n_samples_seen")
 
-        Parameters
-        ----------
-        X : array_like, shape (n,), (n, n_features) or (..., n_features)
-            Training data only. A 1-D array is one feature.
-
-        Returns
-        -------
-        self : StandardScaler
-        """
-        array = _as_float_array("X", X)
-        if array.ndim == 0:
-            raise ValueError(
-                "X must have at least one dimension (n,) or (..., n_features); got a scalar"
-            )
-        samples = array.reshape(-1, 1) if array.ndim == 1 else array.reshape(-1, array.shape[-1])
-        if samples.shape[0] == 0 or samples.shape[1] == 0:
-            raise ValueError(
-                f"X must hold at least one sample of at least one feature; got shape {array.shape}"
-            )
-        samples = samples.astype(np.float64, copy=False)
-        if np.isinf(samples).any():
-            raise ValueError("X contains infinite values; StandardScaler cannot fit them")
-        nan = np.isnan(samples)
+    def _fit_statistics(self, samples, has_nan):
         # Values near the float64 limit (1e300) overflow the sum or the variance;
         # that is reported below rather than warned about.
         with np.errstate(over="ignore", invalid="ignore"):
-            if nan.any():
-                empty = nan.all(axis=0)
-                if empty.any():
-                    raise ValueError(
-                        f"X has no values (all NaN) in feature {int(np.argmax(empty))}; "
-                        "cannot fit it"
-                    )
+            if has_nan:
                 mean = np.nanmean(samples, axis=0)
                 std = np.nanstd(samples, axis=0)
             else:
@@ -464,153 +627,152 @@ class StandardScaler:
         constant = std <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
         self.mean_ = mean
         self.scale_ = np.where(constant, 1.0, std)
-        self.n_features_in_ = samples.shape[1]
-        self.n_samples_seen_ = samples.shape[0]
-        return self
 
-    def transform(self, X):
-        """Standardise `X`: ``(X - mean_) / scale_`` along the last axis.
+    def _forward(self, array):
+        return (array - self.mean_) / self.scale_
 
-        Parameters
-        ----------
-        X : array_like, shape (..., n_features), or (n,) if fitted on one feature
+    def _backward(self, array):
+        return array * self.scale_ + self.mean_
 
-        Returns
-        -------
-        ndarray, same shape as `X`
-        """
-        array, dtype = self._check_input(X, "transform")
-        return ((array - self.mean_) / self.scale_).astype(dtype, copy=False)
-
-    def fit_transform(self, X):
-        """Fit on `X`, then transform it. Same as ``fit(X).transform(X)``.
-
-        Parameters
-        ----------
-        X : array_like, shape (n,), (n, n_features) or (..., n_features)
-
-        Returns
-        -------
-        ndarray, same shape as `X`
-        """
-        return self.fit(X).transform(X)
-
-    def inverse_transform(self, X):
-        """Map standardised values back to the original units: ``X * scale_ + mean_``.
-
-        Parameters
-        ----------
-        X : array_like, shape (..., n_features), or (n,) if fitted on one feature
-            For example a model's predictions, when the scaler was fitted on the targets.
-
-        Returns
-        -------
-        ndarray, same shape as `X`
-        """
-        array, dtype = self._check_input(X, "inverse_transform")
-        return (array * self.scale_ + self.mean_).astype(dtype, copy=False)
-
-    def _check_input(self, X, method):
-        if not hasattr(self, "mean_"):
-            raise NotFittedError(
-                f"this StandardScaler is not fitted yet; call fit(X) with the training data "
-                f"before {method}()"
-            )
-        array = _as_float_array("X", X)
-        n_features = self.n_features_in_
-        if array.ndim == 0:
-            raise ValueError(f"X must be an array of shape (..., {n_features}); got a scalar")
-        if array.ndim == 1:
-            if n_features != 1:
-                raise ValueError(
-                    f"X has shape {array.shape}, but this scaler was fitted on {n_features} "
-                    f"features: expected shape (..., {n_features}) (a 1-D array is read as one "
-                    "feature)"
-                )
-        elif array.shape[-1] != n_features:
-            raise ValueError(
-                f"X has shape {array.shape}, but this scaler was fitted on {n_features} "
-                f"feature{'s' if n_features != 1 else ''}: expected shape (..., {n_features})"
-            )
-        # A 1-D array against shape-(1,) statistics broadcasts to its own shape.
-        dtype = np.float32 if array.dtype == np.float32 else np.float64
-        return array, dtype
-
-    # The state is a dict of plain arrays so np.savez can store it without pickle.
-    _STATE_KEYS = ("mean", "scale", "n_samples_seen")
-
-    def get_state(self):
-        """Return the fitted statistics as plain NumPy arrays.
-
-        Returns
-        -------
-        dict
-            ``{"mean": ndarray (n_features,), "scale": ndarray (n_features,),
-            "n_samples_seen": 0-d int64 ndarray}``: copies, safe to store with
-            ``np.savez`` (no pickle) and to pass to :meth:`from_state`.
-        """
-        if not hasattr(self, "mean_"):
-            raise NotFittedError("this StandardScaler is not fitted yet; there is no state to get")
-        return {
-            "mean": self.mean_.copy(),
-            "scale": self.scale_.copy(),
-            "n_samples_seen": np.array(self.n_samples_seen_, dtype=np.int64),
-        }
+    def _state(self):
+        return {"mean": self.mean_.copy(), "scale": self.scale_.copy()}
 
     @classmethod
-    def from_state(cls, state):
-        """Rebuild a fitted scaler from :meth:`get_state`'s output.
-
-        Parameters
-        ----------
-        state : mapping
-            Keys ``"mean"`` and ``"scale"`` (array_like, shape (n_features,)) and
-            optionally ``"n_samples_seen"`` (an integer, default 0).
-
-        Returns
-        -------
-        StandardScaler
-            Fitted: it transforms exactly as the scaler whose state was taken.
-        """
-        try:
-            keys = set(state.keys())
-        except AttributeError:
-            raise TypeError(
-                f"state must be a mapping such as get_state() returns; got {type(state).__name__}"
-            ) from None
-        missing = {"mean", "scale"} - keys
-        if missing:
-            raise ValueError(
-                f"state is missing {sorted(missing)}; expected keys {list(cls._STATE_KEYS)}"
-            )
-        unknown = keys - set(cls._STATE_KEYS)
-        if unknown:
-            raise ValueError(
-                f"state has unknown keys {sorted(unknown)}; expected {list(cls._STATE_KEYS)}"
-            )
-        mean = np.array(state["mean"], dtype=np.float64)
-        scale = np.array(state["scale"], dtype=np.float64)
-        if mean.ndim != 1 or mean.shape[0] == 0 or scale.shape != mean.shape:
-            raise ValueError(
-                f'state["mean"] and state["scale"] must be 1-D of the same length >= 1; got shapes '
-                f"{mean.shape} and {scale.shape}"
-            )
-        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
-            raise ValueError('state["mean"] must be finite and state["scale"] finite and > 0')
-        n_samples_seen = _check_int(
-            'state["n_samples_seen"]', np.asarray(state.get("n_samples_seen", 0)).item(), 0
-        )
+    def _from_state_arrays(cls, state):
+        mean = _state_vector(state, "mean")
+        scale = _state_vector(state, "scale", len(mean))
+        if not (scale > 0).all():
+            raise ValueError('state["scale"] must be > 0')
         scaler = cls()
         scaler.mean_ = mean
         scaler.scale_ = scale
         scaler.n_features_in_ = mean.shape[0]
-        scaler.n_samples_seen_ = n_samples_seen
         return scaler
 
-    def __repr__(self):
-        if not hasattr(self, "mean_"):
-            return "StandardScaler()"
-        return (
-            f"StandardScaler(n_features_in_={self.n_features_in_}, "
-            f"n_samples_seen_={self.n_samples_seen_})"
+
+class MinMaxScaler(_Scaler):
+    """Scale each feature linearly so its training minimum and maximum map to `feature_range`.
+
+    Fit it on the training part only, apply it to every part, and map predictions
+    back with :meth:`inverse_transform`. Values outside the training range map
+    outside `feature_range` (nothing is clipped), so a series that rises past its
+    training maximum gives inputs above 1: a tanh network saturates there, which
+    is why trending series are better differenced first.
+
+    The last axis holds the features, as for :class:`StandardScaler`: ``(n,)``,
+    ``(n, n_features)`` and ``(..., n_features)`` arrays are accepted.
+
+    Parameters
+    ----------
+    feature_range : (float, float), default (0.0, 1.0)
+        ``(low, high)`` with ``low < high``: where the training minimum and maximum go.
+
+    Attributes
+    ----------
+    data_min_, data_max_ : ndarray of float64, shape (n_features,)
+        Per-feature minimum and maximum of the data given to :meth:`fit` (NaN ignored).
+    data_range_ : ndarray of float64, shape (n_features,)
+        ``data_max_ - data_min_``.
+    scale_ : ndarray of float64, shape (n_features,)
+        ``(high - low) / data_range_``; a feature that is constant in the training data
+        gets 1, so it maps to ``low`` instead of dividing by zero.
+    min_ : ndarray of float64, shape (n_features,)
+        ``low - data_min_ * scale_``, so that ``transform(X) = X * scale_ + min_``.
+    n_features_in_, n_samples_seen_ : int
+        As for :class:`StandardScaler`.
+
+    Notes
+    -----
+    :meth:`get_state` returns ``{"data_min", "data_max"`` (shape (n_features,)),
+    ``"feature_range"`` (shape (2,)), ``"n_samples_seen"}``, plain arrays that
+    :meth:`from_state` takes back.
+
+    Examples
+    --------
+    >>> train = np.array([[1.0, 10.0], [3.0, 30.0]])
+    >>> scaler = MinMaxScaler().fit(train)
+    >>> scaler.transform(np.array([[2.0, 40.0]]))
+    array([[0.5, 1.5]])
+    >>> scaler.inverse_transform(np.array([[0.0, 1.0]]))
+    array([[ 1., 30.]])
+    """
+
+    _REQUIRED_KEYS = ("data_min", "data_max")
+    _STATE_KEYS = ("data_min", "data_max", "feature_range", "n_samples_seen")
+
+    def __init__(self, feature_range=(0.0, 1.0)):
+        self.feature_range = _check_feature_range(feature_range)
+
+    def _fit_statistics(self, samples, has_nan):
+        if has_nan:
+            low, high = np.nanmin(samples, axis=0), np.nanmax(samples, axis=0)
+        else:
+            low, high = samples.min(axis=0), samples.max(axis=0)
+        with np.errstate(over="ignore"):
+            span = high - low
+        if not np.isfinite(span).all():
+            bad = int(np.argmax(~np.isfinite(span)))
+            raise ValueError(
+                f"X has values too large to scale in feature {bad}: its range overflows float64"
+            )
+        self._set_range(low, high)
+
+    def _set_range(self, low, high):
+        target_low, target_high = self.feature_range
+        self.data_min_ = low
+        self.data_max_ = high
+        self.data_range_ = high - low
+        constant = self.data_range_ <= 10 * np.finfo(np.float64).eps * np.maximum(
+            1.0, np.abs(low)
         )
+        safe_range = np.where(constant, 1.0, self.data_range_)
+        self.scale_ = np.where(constant, 1.0, (target_high - target_low) / safe_range)
+        self.min_ = target_low - low * self.scale_
+
+    def _forward(self, array):
+        return array * self.scale_ + self.min_
+
+    def _backward(self, array):
+        return (array - self.min_) / self.scale_
+
+    def _state(self):
+        return {
+            "data_min": self.data_min_.copy(),
+            "data_max": self.data_max_.copy(),
+            "feature_range": np.array(self.feature_range, dtype=np.float64),
+        }
+
+    @classmethod
+    def _from_state_arrays(cls, state):
+        low = _state_vector(state, "data_min")
+        high = _state_vector(state, "data_max", len(low))
+        if (high < low).any():
+            raise ValueError('state["data_max"] must be >= state["data_min"] in every feature')
+        feature_range = state.get("feature_range", (0.0, 1.0))
+        scaler = cls(tuple(float(v) for v in np.asarray(feature_range, dtype=np.float64)))
+        scaler._set_range(low, high)
+        scaler.n_features_in_ = low.shape[0]
+        return scaler
+
+    def _params_repr(self):
+        if self.feature_range == (0.0, 1.0):
+            return ""
+        return f"feature_range={self.feature_range!r}"
+
+
+def _check_feature_range(feature_range):
+    try:
+        pair = tuple(feature_range)
+    except TypeError:
+        raise TypeError(
+            f"feature_range must be a pair of numbers (low, high); got {feature_range!r}"
+        ) from None
+    if len(pair) != 2:
+        raise ValueError(
+            f"feature_range must be a pair of numbers (low, high); got {len(pair)} values"
+        )
+    low = check_float("feature_range[0]", pair[0])
+    high = check_float("feature_range[1]", pair[1])
+    if not low < high:
+        raise ValueError(f"feature_range must have low < high; got {feature_range!r}")
+    return (low, high)

@@ -1,0 +1,219 @@
+"""The fitted forecasting pipeline: transform, scaling, a ridge autoregression and an
+ensemble of RNNs trained on its residuals, with the one closed-loop rule.
+
+Row ``t`` of the model input is ``x_t = [(z_t - z_mean) / z_scale, scaled features]``
+where ``z`` is the transformed target. The prediction of the (scaled) ``z_{t+1}`` is
+
+    linear(x_t, ..., x_{t-p+1}) + alpha * mean_k rnn_k(x_{t-w_k+1}, ..., x_t)
+
+Each RNN is warmed up on its last ``w_k`` rows from a zero state (exactly as it was
+trained, on windows of ``w_k`` rows) and its last output is the residual it
+predicts. Over several steps each RNN carries its state forward and is fed the
+combined prediction (in scaled transformed units) as its next input; the linear
+part reads the same fed-back values in its lags.
+"""
+
+import numpy as np
+
+from elman.rnn import RNN
+from elman._forecasting.transforms import Transform
+
+
+def lagged_rows(x, rows, lags):
+    """Design matrix for predicting rows ``rows`` from the ``lags`` rows before each.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, inputs)
+    rows : ndarray of int, shape (m,)
+        Each row r needs r - lags >= 0.
+    lags : int
+
+    Returns
+    -------
+    ndarray, shape (m, lags * inputs)
+        Row r holds x[r-1], x[r-2], ..., x[r-lags], most recent first.
+    """
+    offsets = rows[:, None] - 1 - np.arange(lags)[None, :]
+    return x[offsets].reshape(len(rows), -1)
+
+
+def ridge(A, b, penalty):
+    """Coefficients and intercept of ridge regression (intercept not penalised)."""
+    a_mean = A.mean(axis=0)
+    b_mean = b.mean()
+    Ac = A - a_mean
+    gram = Ac.T @ Ac
+    gram[np.diag_indices_from(gram)] += penalty
+    coef = np.linalg.solve(gram, Ac.T @ (b - b_mean))
+    return coef, float(b_mean - a_mean @ coef)
+
+
+def windows_before(x, rows, window):
+    """Input windows: for each predicted row r, x[r-window : r]. Shape (m, window, inputs)."""
+    offsets = rows[:, None] - window + np.arange(window)[None, :]
+    return x[offsets]
+
+
+class Pipeline:
+    """Everything needed to forecast, in plain arrays (see the module docstring).
+
+    Attributes
+    ----------
+    transform : Transform
+    z_mean, z_scale : float
+        Scaling of the transformed target.
+    feature_mean, feature_scale : ndarray, shape (k,)
+        Scaling of the extra input columns (k may be 0).
+    lags : int
+        Rows the linear part reads.
+    coef : ndarray, shape (lags * inputs,)
+    intercept : float
+    members : list of (RNN, int)
+        The RNNs and their windows.
+    alpha : float
+        Weight of the RNN ensemble's mean residual (0: the linear part alone).
+    """
+
+    def __init__(self, transform, z_mean, z_scale, feature_mean, feature_scale, lags, coef,
+                 intercept, members=(), alpha=0.0):
+        self.transform = transform
+        self.z_mean = float(z_mean)
+        self.z_scale = float(z_scale)
+        self.feature_mean = np.asarray(feature_mean, dtype=np.float64)
+        self.feature_scale = np.asarray(feature_scale, dtype=np.float64)
+        self.lags = int(lags)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+        self.members = list(members)
+        self.alpha = float(alpha)
+
+    @property
+    def n_inputs(self):
+        return 1 + len(self.feature_mean)
+
+    @property
+    def context(self):
+        """Rows of model input needed before a forecast origin."""
+        windows = [w for _, w in self.members] if self.alpha else []
+        return max([self.lags] + windows)
+
+    @property
+    def history_needed(self):
+        """Rows of data needed before the first forecast origin."""
+        return self.context + self.transform.lag
+
+    def inputs(self, y, features):
+        """Scaled model inputs, shape (n, inputs); NaN in the first ``lag`` rows."""
+        z = (self.transform.forward(y) - self.z_mean) / self.z_scale
+        if features is None or features.shape[1] == 0:
+            return z[:, None]
+        return np.column_stack([z, (features - self.feature_mean) / self.feature_scale])
+
+    def linear(self, x, rows):
+        """The linear part's prediction of scaled z at ``rows``."""
+        return lagged_rows(x, rows, self.lags) @ self.coef + self.intercept
+
+    def paths(self, y, features, origins, steps):
+        """Closed-loop forecasts in original units from many origins at once.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n,)
+        features : ndarray, shape (n, k) or None
+        origins : ndarray of int, shape (B,)
+            Origin o forecasts rows o, o+1, ..., o+steps-1 from rows < o. Each
+            must satisfy ``history_needed <= o <= n``.
+        steps : int
+
+        Returns
+        -------
+        ndarray, shape (B, steps)
+        """
+        origins = np.asarray(origins, dtype=np.intp)
+        x = self.inputs(y, features)
+        B = len(origins)
+        out = np.empty((B, steps))
+        if B == 0:
+            return out
+        L = self.context
+        lag = self.transform.lag
+        # Most recent last: the rows the linear part and the RNN warm-up read.
+        recent = windows_before(x, origins, L)                     # (B, L, I)
+        states = []
+        residual = np.zeros(B)
+        if self.alpha:
+            for model, window in self.members:
+                outputs, state = model.forward(recent[:, L - window:, :], return_state=True)
+                residual += outputs[:, -1, 0]
+                states.append(state)
+            residual /= len(self.members)
+        if lag:
+            y_before = y[origins[:, None] - lag + np.arange(lag)[None, :]]
+            u_path = np.concatenate([self.transform.base(y_before), np.empty((B, steps))],
+                                    axis=1)
+        lag_window = recent[:, L - self.lags:, :][:, ::-1, :].reshape(B, -1).copy()
+        for step in range(steps):
+            z_scaled = lag_window @ self.coef + self.intercept + self.alpha * residual
+            u = z_scaled * self.z_scale + self.z_mean
+            if lag:
+                u = u + u_path[:, step]
+                u_path[:, lag + step] = u
+            out[:, step] = self.transform.unbase(u)
+            if step + 1 == steps:
+                break
+            # Feed the prediction back: the only input column when there are no features.
+            lag_window = np.concatenate([z_scaled[:, None], lag_window[:, :-1]], axis=1)
+            if self.alpha:
+                fed = z_scaled[:, None, None]
+                residual = np.zeros(B)
+                for k, (model, _) in enumerate(self.members):
+                    outputs, states[k] = model.forward(fed, states[k], return_state=True)
+                    residual += outputs[:, -1, 0]
+                residual /= len(self.members)
+        return out
+
+    # ------------------------------------------------------------ persistence
+    def state(self):
+        """(extra, extra_arrays, first RNN) for a model file."""
+        extra = {
+            "transform": self.transform.name,
+            "lag": self.transform.lag,
+            "z_mean": self.z_mean,
+            "z_scale": self.z_scale,
+            "lags": self.lags,
+            "intercept": self.intercept,
+            "alpha": self.alpha,
+            "members": [dict(model.get_config(), window=window)
+                        for model, window in self.members],
+        }
+        arrays = {
+            "feature_mean": self.feature_mean,
+            "feature_scale": self.feature_scale,
+            "coef": self.coef,
+        }
+        for k, (model, _) in enumerate(self.members[1:], start=1):
+            for name, value in model.get_weights().items():
+                arrays[f"member{k}.{name}"] = value
+        first = self.members[0][0] if self.members else None
+        return extra, arrays, first
+
+    @classmethod
+    def from_state(cls, extra, arrays, first):
+        season = extra["lag"] if "seasonal" in extra["transform"] else None
+        transform = Transform(extra["transform"], season)
+        members = []
+        for k, config in enumerate(extra["members"]):
+            config = dict(config)
+            window = int(config.pop("window"))
+            if k == 0:
+                model = first
+            else:
+                model = RNN(**config)
+                prefix = f"member{k}."
+                model.set_weights({name[len(prefix):]: value for name, value in arrays.items()
+                                   if name.startswith(prefix)})
+            members.append((model, window))
+        return cls(transform, extra["z_mean"], extra["z_scale"], arrays["feature_mean"],
+                   arrays["feature_scale"], extra["lags"], arrays["coef"], extra["intercept"],
+                   members, extra["alpha"])
