@@ -217,7 +217,8 @@ def check_targets(Y, output_size, return_sequences, batch, steps, unbatched, len
                   dtype):
     """Targets as the kernels take them: (B, T, O), or (B, 1, O) for many-to-one.
 
-    Targets at padded steps may hold anything (NaN too); valid ones must be finite.
+    A many-to-one model with one output also takes (B,). Targets at padded steps
+    may hold anything (NaN too); valid ones must be finite.
     """
     O = output_size
     array = as_numeric_array("Y", Y)
@@ -225,10 +226,16 @@ def check_targets(Y, output_size, return_sequences, batch, steps, unbatched, len
         expected = (steps, O) if unbatched else (batch, steps, O)
     else:
         expected = (O,) if unbatched else (batch, O)
+    # One target per sequence may come as a plain vector (n,), as scikit-learn and
+    # Keras users pass it.
+    one_per_sequence = not return_sequences and not unbatched and O == 1
+    if one_per_sequence and array.shape == (batch,):
+        array = array[:, None]
     if array.shape != expected:
         mode = "return_sequences=True" if return_sequences else "return_sequences=False"
+        also = f" or {shape_text((batch,))}" if one_per_sequence else ""
         raise ValueError(
-            f"Y must have shape {shape_text(expected)} for this model ({mode}, "
+            f"Y must have shape {shape_text(expected)}{also} for this model ({mode}, "
             f"output_size={O}); got {shape_text(array.shape)}"
         )
     if unbatched:

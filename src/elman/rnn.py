@@ -10,6 +10,7 @@ choice (``elman._engine``); arguments are checked once, by ``elman._validation``
 """
 
 import threading
+from types import MethodType
 
 import numpy as np
 
@@ -40,6 +41,21 @@ from elman._validation import (
 __all__ = ["Gradients", "INIT_SCHEMES", "RNN"]
 
 INIT_SCHEMES = ("uniform", "normal", "orthogonal", "identity")
+
+
+class _TrainingFit:
+    """``RNN.fit`` is :func:`elman.training.fit` itself, bound to the model.
+
+    One function, one signature and one docstring: ``help(elman.RNN.fit)`` and
+    ``inspect.signature(model.fit)`` show fit's own arguments. The training loop
+    sits above this module (it imports it), so it is imported when ``fit`` is
+    looked up, not when this module is.
+    """
+
+    def __get__(self, model, owner=None):
+        from elman.training import fit
+
+        return fit if model is None else MethodType(fit, model)
 
 
 class RNN:
@@ -314,7 +330,8 @@ class RNN:
         X : array_like, shape (batch, time, input_size) or (time, input_size)
         Y : array_like
             Targets: (batch, time, output_size) when ``return_sequences``, else
-            (batch, output_size); without the batch axis for unbatched X.
+            (batch, output_size), or (batch,) when output_size is 1; without the
+            batch axis for unbatched X.
         h0 : array_like, shape (num_layers, batch, hidden_size), optional
         lengths : array_like of int, shape (batch,), optional
             Valid steps per sequence; padded steps add nothing to the loss or the
@@ -423,11 +440,7 @@ class RNN:
         return (Y, h_last) if return_state else Y
 
     # --------------------------------------------------------------- training
-    def fit(self, X, Y, **kwargs):
-        """Train on windows; see :func:`elman.training.fit` for every argument."""
-        from elman.training import fit
-
-        return fit(self, X, Y, **kwargs)
+    fit = _TrainingFit()
 
     # ------------------------------------------------------------ persistence
     def get_config(self):

@@ -77,6 +77,22 @@ class History:
     def total_time(self):
         return float(sum(self.epoch_time))
 
+    def __repr__(self):
+        # The per-epoch lists can be thousands long: show their size and last values.
+        parts = [f"epochs={self.epochs}"]
+        if self.loss:
+            parts.append(f"loss={self.loss[-1]:.4g}")
+        if self.val_loss:
+            parts.append(f"val_loss={self.val_loss[-1]:.4g}")
+        if self.best_epoch is not None:
+            parts.append(f"best_epoch={self.best_epoch}")
+        for flag in ("stopped_early", "interrupted"):
+            if getattr(self, flag):
+                parts.append(f"{flag}=True")
+        parts.append(f"steps={self.steps}")
+        parts.append(f"total_time={self.total_time:.3g}s")
+        return f"History({', '.join(parts)})"
+
     def as_dict(self):
         return {
             "loss": list(self.loss),
@@ -89,10 +105,17 @@ class History:
         }
 
 
+# Early-stopping settings when fit is given early_stopping=True (RNNRegressor's
+# patience default is the same 5 epochs).
+EARLY_STOPPING_DEFAULTS = {"patience": 5, "min_delta": 0.0, "restore_best": True}
+
+
 def _check_early_stopping(early_stopping, has_validation):
     if early_stopping is None or early_stopping is False:
         return None
-    if isinstance(early_stopping, bool) or isinstance(early_stopping, int):
+    if early_stopping is True:
+        settings = {}
+    elif isinstance(early_stopping, int):
         settings = {"patience": early_stopping}
     elif isinstance(early_stopping, dict):
         settings = dict(early_stopping)
@@ -106,11 +129,11 @@ def _check_early_stopping(early_stopping, has_validation):
         raise ValueError(f"early_stopping has unknown keys {sorted(unknown)}")
     if not has_validation:
         raise ValueError("early_stopping needs validation_data to watch")
+    settings = {**EARLY_STOPPING_DEFAULTS, **settings}
     return {
-        "patience": check_int("early_stopping['patience']", settings.get("patience", 5), 1),
-        "min_delta": check_float("early_stopping['min_delta']", settings.get("min_delta", 0.0),
-                                 0.0),
-        "restore_best": bool(settings.get("restore_best", True)),
+        "patience": check_int("early_stopping['patience']", settings["patience"], 1),
+        "min_delta": check_float("early_stopping['min_delta']", settings["min_delta"], 0.0),
+        "restore_best": bool(settings["restore_best"]),
     }
 
 
@@ -195,7 +218,7 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
         Training sequences (windows).
     Y : array_like
         Targets: (n, time, output_size) for ``return_sequences=True``, else
-        (n, output_size).
+        (n, output_size), or (n,) when output_size is 1.
     epochs : int, default 10
         Passes over the data.
     batch_size : int, default 32
@@ -219,11 +242,11 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
         weights.
     validation_data : tuple (X_val, Y_val) or (X_val, Y_val, lengths_val), optional
         Loss measured after each epoch, in ``history.val_loss``.
-    early_stopping : int or dict, optional
-        Patience in epochs, or ``{"patience": 5, "min_delta": 0.0,
-        "restore_best": True}``: stop when the validation loss has not improved by
-        more than ``min_delta`` for ``patience`` epochs, and restore the weights of
-        the best epoch.
+    early_stopping : bool, int or dict, optional
+        True (the defaults below), a patience in epochs, or a dict with any of
+        ``{"patience": 5, "min_delta": 0.0, "restore_best": True}`` (the defaults):
+        stop when the validation loss has not improved by more than ``min_delta``
+        for ``patience`` epochs, and restore the weights of the best epoch.
     callbacks : list of callables, optional
         Each is called after every epoch as ``callback(epoch, logs)`` with ``logs``
         a dict of ``loss``, ``val_loss`` (or None), ``epoch_time`` and ``model``;
