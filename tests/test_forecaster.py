@@ -139,7 +139,11 @@ def test_save_load_round_trip(backend, tmp_path):
     forecaster = Forecaster(fast=False, epochs=5, n_jobs=1, ensemble=2, window=12,
                             hidden_size=4).fit(y)
     path = tmp_path / "forecaster.npz"
-    forecaster.save(path)
+    forecaster.save(path, metadata={"source": "sales.csv", "last_date": "2020-12-01"})
+    with pytest.raises(TypeError, match="metadata must be a dict"):
+        forecaster.save(tmp_path / "other.npz", metadata=["x"])
+    assert Forecaster.load(path).metadata_ == {"source": "sales.csv",
+                                                "last_date": "2020-12-01"}
     for loaded in (Forecaster.load(path), elman.load(path)):
         assert isinstance(loaded, Forecaster)
         np.testing.assert_array_equal(loaded.predict(24), forecaster.predict(24))
