@@ -286,6 +286,7 @@ def test_predict_forecaster_round_trip(capsys, tmp_path, series_csv):
 
     forecaster = elman.load(model_path)
     assert isinstance(forecaster, elman.Forecaster)
+    assert forecaster.metadata_["elman_cli"]["target"] == "y"  # what predict reads
     series = load_csv(series_csv)["y"]
     expected = forecaster.predict_one_step(series)
     first = int(np.flatnonzero(np.isfinite(expected))[0])

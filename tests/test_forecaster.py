@@ -139,7 +139,11 @@ def test_save_load_round_trip(backend, tmp_path):
     forecaster = Forecaster(fast=False, epochs=5, n_jobs=1, ensemble=2, window=12,
                             hidden_size=4).fit(y)
     path = tmp_path / "forecaster.npz"
-    forecaster.save(path)
+    forecaster.save(path, metadata={"source": "sales.csv", "last_date": "2020-12-01"})
+    with pytest.raises(TypeError, match="metadata must be a dict"):
+        forecaster.save(tmp_path / "other.npz", metadata=["x"])
+    assert Forecaster.load(path).metadata_ == {"source": "sales.csv",
+                                                "last_date": "2020-12-01"}
     for loaded in (Forecaster.load(path), elman.load(path)):
         assert isinstance(loaded, Forecaster)
         np.testing.assert_array_equal(loaded.predict(24), forecaster.predict(24))
@@ -282,3 +286,22 @@ def test_closed_loop_rule_is_rnn_forecast_on_the_last_window(backend):
     for row, origin in enumerate((40, 30)):
         expected = model.forecast(y[origin - window:origin, None], 7)[:, 0]
         np.testing.assert_allclose(paths[row], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_backtest_agrees_with_one_step_and_the_baselines(backend):
+    y = trend_season(260)
+    start = 220
+    forecaster = Forecaster(**QUICK).fit(y[:start])
+    result = forecaster.backtest(y, start=start, horizon=3)
+    one_step = forecaster.predict_one_step(y)[start:]
+    np.testing.assert_allclose(result.mse[0], np.mean((one_step - y[start:]) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(result.persistence_mse[0],
+                               np.mean((y[start:] - y[start - 1:-1]) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(result.seasonal_naive_mse[0],
+                               np.mean((y[start:] - y[start - 12:-12]) ** 2), rtol=1e-12)
+    # Horizon 3 is scored from every origin whose third row exists.
+    assert list(result.count) == [40, 39, 38]
+    paths = np.stack([forecaster.predict(3, data=y[:o]) for o in range(start, 258)])
+    np.testing.assert_allclose(result.mse[2], np.mean((paths[:, 2] - y[start + 2:]) ** 2),
+                               rtol=1e-12)
+    assert "persist mse" in result.as_table().splitlines()[0]

@@ -14,7 +14,7 @@ save it to the same safe model file as an ``RNN``.
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
@@ -195,7 +195,8 @@ class Forecaster:
         Every candidate tried: ``stage``, its settings, ``validation_mse`` (one
         step, original units) and ``seconds``.
     history_ : list of elman.History
-        Training histories of the final RNNs.
+        Training histories of the final RNNs (empty after :meth:`load`: model
+        files keep weights, not histories).
     target_ : str or int
         The target column (0 for a 1-D series).
     features_ : list
@@ -204,6 +205,8 @@ class Forecaster:
         Rows given to fit.
     fit_seconds_ : float
         Wall time of fit.
+    metadata_ : dict or None
+        Only on a loaded forecaster: the ``metadata`` given to :meth:`save`.
 
     Notes
     -----
@@ -307,8 +310,6 @@ class Forecaster:
         n = len(y)
         self.n_rows_ = n
         season = self.season or detect_season(y)
-        if season is not None and season * 3 > n:
-            season = None if self.season is None else season
         self.search_ = []
         val_len = _validation_rows(n)
         train_end = n - val_len
@@ -475,7 +476,7 @@ class Forecaster:
         return self
 
     # ------------------------------------------------------------- predicting
-    def _observed(self, data, method):
+    def _observed(self, data):
         if data is None:
             return self._tail_y, self._tail_features
         if self._columns is None and _column_count(data) != self._n_columns:
@@ -517,7 +518,7 @@ class Forecaster:
                 f"steps={steps}: this forecaster reads extra input columns "
                 f"{list(self.features_)}, whose future values it does not forecast; "
                 f"predict one step at a time with new data, or fit on the target alone")
-        y, feats = self._observed(data, "predict")
+        y, feats = self._observed(data)
         needed = self._pipeline.history_needed
         if len(y) < needed:
             raise ValueError(f"data must have at least {needed} rows (the model's history); "
@@ -546,7 +547,7 @@ class Forecaster:
         """
         self._check_fitted("predict_one_step")
         level = self._level(interval)
-        y, feats = self._observed(data, "predict_one_step")
+        y, feats = self._observed(data)
         n = len(y)
         point = np.full(n, np.nan)
         origins = np.arange(self._pipeline.history_needed, n)
@@ -582,7 +583,7 @@ class Forecaster:
         """
         self._check_fitted("backtest")
         level = self._level(interval)
-        y, feats = self._observed(data, "backtest")
+        y, feats = self._observed(data)
         n = len(y)
         season = self.config_["season"] or 1
         if horizon is None:
@@ -620,13 +621,24 @@ class Forecaster:
         return result
 
     # ------------------------------------------------------------ persistence
-    def save(self, path):
+    def save(self, path, *, metadata=None):
         """Write the fitted forecaster to one model file (no pickle), atomically.
 
         ``Forecaster.load(path)`` and ``elman.load(path)`` read it back; the
         forecasts are identical.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        metadata : dict, optional
+            JSON values to keep with the forecaster (a source file name, a date
+            column, the last date...), as ``extra`` of
+            :func:`elman.model_file.save`; read back as ``metadata_``.
         """
         self._check_fitted("save")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict of JSON values or None; got "
+                            f"{type(metadata).__name__}")
         extra, arrays, first = self._pipeline.state()
         arrays = {f"pipeline.{k}": v for k, v in arrays.items()}
         arrays["calibration"] = np.nan_to_num(self._calibration, nan=np.inf)
@@ -649,6 +661,7 @@ class Forecaster:
             "fit_seconds": self.fit_seconds_,
             "horizon": self._horizon,
             "n_columns": self._n_columns,
+            "metadata": metadata,
         }
         model_file.save(first, path, extra={FILE_KEY: meta}, extra_arrays=arrays)
 
@@ -695,6 +708,7 @@ class Forecaster:
         forecaster.fit_seconds_ = meta["fit_seconds"]
         forecaster._horizon = meta["horizon"]
         forecaster._n_columns = meta["n_columns"]
+        forecaster.metadata_ = meta.get("metadata")
         forecaster.history_ = []
         return forecaster
 

@@ -15,7 +15,7 @@ from elman.parallel import fit_many
 from elman.rnn import RNN
 from elman.training import TrainingDivergedError
 from elman._forecasting.pipeline import Pipeline, lagged_rows, ridge, windows_before
-from elman._forecasting.transforms import TRANSFORMS, Transform
+from elman._forecasting.transforms import TRANSFORMS
 
 BATCH_SIZE = 32
 # Penalties of the linear part, on standardised inputs, relative to the row count.

@@ -262,19 +262,14 @@ def _seasonal_naive_by_horizon(y, start, horizons, season):
 
 def save_forecaster(forecaster, path, table, target, others, horizon):
     """Save the forecaster with the column names and alignment `elman predict` needs."""
-    from elman import model_file
-
+    metadata = {CLI_KEY: {
+        "version": CLI_KEY_VERSION,
+        "target": target,
+        "features": list(others),
+        "horizon": int(horizon),
+        "source": table.source if not table.bundled else "bundled weather data",
+    }}
     try:
-        forecaster.save(path)
-        loaded = model_file.load_with_metadata(path)
-        extra = dict(loaded.extra)
-        extra[CLI_KEY] = {
-            "version": CLI_KEY_VERSION,
-            "target": target,
-            "features": list(others),
-            "horizon": int(horizon),
-            "source": table.source if not table.bundled else "bundled weather data",
-        }
-        model_file.save(loaded.model, path, extra=extra, extra_arrays=loaded.extra_arrays)
+        forecaster.save(path, metadata=metadata)
     except OSError as exc:
         raise CLIError(f"--out {path}: cannot write it ({exc.strerror or exc})") from None

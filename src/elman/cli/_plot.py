@@ -28,8 +28,9 @@ def check_plot_path(path):
     formats = FigureCanvasBase.get_supported_filetypes()
     extension = os.path.splitext(path)[1].lstrip(".").lower()
     if extension not in formats:
-        found = f"the extension .{extension}" if extension else "no extension"
-        raise CLIError(f"--plot {path}: {found}; name the file with one of "
+        found = (f"matplotlib cannot write .{extension} files" if extension
+                 else "the name has no extension to tell the format")
+        raise CLIError(f"--plot {path}: {found}; end the name with one of "
                        f"{', '.join('.' + e for e in sorted(formats))} (e.g. out.png)")
 
 

@@ -158,7 +158,7 @@ def _predict_forecaster(args, loaded):
     except (ValueError, TypeError, KeyError) as exc:
         raise CLIError(f"{args.model}: damaged forecaster ({exc})") from None
     forecaster.interval = None  # intervals only when --interval asks, not as at fit time
-    meta = (loaded.extra or {}).get(CLI_KEY)
+    meta = (getattr(forecaster, "metadata_", None) or {}).get(CLI_KEY)
     if meta is not None:
         target, others, horizon = meta["target"], list(meta["features"]), int(meta["horizon"])
     elif isinstance(forecaster.target_, str) and all(
