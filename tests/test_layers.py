@@ -37,6 +37,7 @@ LAYERS = [
     ["elman.interop", "elman.model_file"],
     ["elman.training"],
     ["elman.parallel", "elman.estimator"],
+    ["elman._forecasting"],
     ["elman.forecaster*"],
     ["elman"],  # the package's own __init__: the public names, from everything below
     ["elman.cli"],
@@ -255,13 +256,14 @@ def test_an_unknown_module_fails_and_says_what_to_do():
         and "add it to LAYERS" in problems[0]
 
 
-@pytest.mark.parametrize("module, layer", [
-    ("elman.cli", 13), ("elman.cli.main", 13), ("elman.forecaster", 11),
-    ("elman.forecaster_intervals", 11), ("elman.datasets.csv", 6), ("elman", 12),
-])
-def test_planned_modules_have_their_layers(module, layer):
-    """The command line (a package) and the forecaster modules are placed already:
-    the CLI on top, the forecaster below it and above everything it builds on."""
-    assert layer_entry(module)[0] == layer
-    assert layer_entry("elman.forecaster")[0] > layer_entry("elman.parallel")[0]
-    assert layer_entry("elman.cli")[0] > layer_entry("elman.forecaster")[0]
+def test_the_job_sits_above_the_engine():
+    """The command line sits on top, the forecaster below it and above its private
+    pipeline, which builds on the training loop and fit_many; submodules of a package
+    share their package's layer."""
+    def layer(module):
+        return layer_entry(module)[0]
+
+    assert layer("elman.cli._fit") == layer("elman.cli") > layer("elman")
+    assert layer("elman") > layer("elman.forecaster") > layer("elman._forecasting.search")
+    assert layer("elman._forecasting.search") > layer("elman.parallel") > layer("elman.rnn")
+    assert layer("elman.datasets._csv") == layer("elman.datasets") < layer("elman.rnn")
