@@ -24,7 +24,8 @@ Two groups: the development panel (weather, CO2, sunspots, synthetic), on which
 the defaults were developed, and check series, run once as a user would, without
 tuning anything on them.
 
-    python bench/bench_forecast.py [--threads 2] [--panel | --check] [--quick]
+    python bench/bench_forecast.py [--threads 2] [--panel | --check]
+    python bench/bench_forecast.py --threads 2 --timing   # fit times on long series
 
 Needs statsmodels (``pip install "elman[bench]"``).
 """
@@ -255,8 +256,28 @@ def table(rows, out, title):
             f"h{h} {b.mse[h - 1]:.4g}/{b.seasonal_naive_mse[h - 1]:.4g}" for h in picks))
 
 
+def timing(out):
+    """Wall time of a default fit on long series (the 60 s budget is for ~10,000 rows)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(10000)
+    walk = 0.3 * rng.normal(size=10000).cumsum() + 5 * np.sin(2 * np.pi * t / 24) \
+        + rng.normal(size=10000)
+    tmax, _ = weather()
+    for name, y in (("random walk + season 24, 10000 rows", walk),
+                    ("weather tmax training part, 11483 rows", tmax[:11483]),
+                    ("sunspots training part, 263 rows", sunspots()[0][:263])):
+        tick = time.perf_counter()
+        forecaster = elman.Forecaster(n_jobs=THREADS).fit(y)
+        config = forecaster.config_
+        out(f"{elman.BACKEND}: {name}: fit {time.perf_counter() - tick:.1f} s (transform "
+            f"{config['transform']}, season {config['season']}, alpha {config['alpha']})")
+
+
 def main():
     chosen = sys.argv[1:]
+    if "--timing" in chosen:
+        timing(print)
+        return []
     groups = []
     if "--check" not in chosen:
         groups.append(("Development panel (one-step test MSE, last 15% of each series)", PANEL))
