@@ -344,7 +344,7 @@ class Forecaster:
             raise ValueError(f"data has {n} rows, too few to fit and validate any transform")
         ranked = sorted(linear, key=lambda name: linear[name][0])
         searched = ranked[:1] if (self.fast or self.transform) else ranked[:TRANSFORMS_SEARCHED]
-        self._say(f"season {season}; linear validation MSE: "
+        self._say(f"season {season or 'none'}; linear validation MSE: "
                   + ", ".join(f"{k} {linear[k][0]:.4g}" for k in ranked))
 
         n_jobs = self.n_jobs if self.n_jobs is not None else (-1 if _joblib_available() else 1)
