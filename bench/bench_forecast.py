@@ -45,8 +45,9 @@ import warnings  # noqa: E402
 import numpy as np  # noqa: E402
 
 import elman  # noqa: E402
+from elman.preprocessing import train_val_test_split  # noqa: E402
 
-TEST_FRACTION = 0.15
+SPLIT = (0.7, 0.15, 0.15)  # as elman.cli's: the last 15% is the test part
 INTERVAL = 0.9
 
 
@@ -180,7 +181,9 @@ def run(name, load, out):
     y, season = load()
     y = np.asarray(y, dtype=np.float64)
     n = len(y)
-    cut = n - int(round(TEST_FRACTION * n))
+    # The command line's split, so that this table is what `elman fit` reports.
+    train, validation, _ = train_val_test_split(np.arange(n), fractions=SPLIT)
+    cut = len(train) + len(validation)
     test = y[cut:]
 
     def error(predicted):

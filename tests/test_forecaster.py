@@ -206,20 +206,43 @@ def test_search_records_candidates_and_chooses_on_validation():
     forecaster = Forecaster(epochs=5, n_jobs=1, hidden_size=4).fit(y)
     stages = {entry["stage"] for entry in forecaster.search_}
     assert stages == {"linear", "rnn", "ensemble"}
-    chosen = forecaster.config_
-    ensemble = [e for e in forecaster.search_ if e["stage"] == "ensemble"]
-    best = min(ensemble, key=lambda e: (e["validation_mse"], e["alpha"]))
-    best_linear = min((e for e in ensemble if e["alpha"] == 0), key=lambda e: e["validation_mse"])
-    # The best candidate, or the best linear one when the RNNs' gain is within noise.
-    assert (chosen["transform"], chosen["alpha"]) in {
-        (best["transform"], best["alpha"]), (best_linear["transform"], 0.0)}
-    assert chosen["validation_mse"] in (best["validation_mse"], best_linear["validation_mse"])
+    config = forecaster.config_
     linear = {e["transform"]: e["validation_mse"] for e in forecaster.search_
               if e["stage"] == "linear"}
-    # Never worse than the linear autoregression on the validation part.
-    assert chosen["validation_mse"] <= linear[chosen["transform"]]
-    assert len(forecaster.history_) == len(chosen["members"]) == 5
+    # The three transforms whose autoregressions did best on validation, best first.
+    assert config["transforms"] == sorted(linear, key=linear.get)[:3]
+    assert [part["transform"] for part in config["combination"]] == config["transforms"]
+    assert config["transform"] == config["transforms"][0]
+    for part in config["combination"]:
+        ensemble = [e for e in forecaster.search_
+                    if e["stage"] == "ensemble" and e["transform"] == part["transform"]]
+        best = min(ensemble, key=lambda e: (e["validation_mse"], e["alpha"]))
+        alone = next(e for e in ensemble if e["alpha"] == 0)
+        # Each transform's best RNN weight, or 0 when the RNNs' gain is within noise.
+        assert (part["alpha"], part["validation_mse"]) in {
+            (best["alpha"], best["validation_mse"]), (0.0, alone["validation_mse"])}
+        # Never worse than its linear autoregression on the validation part.
+        assert part["validation_mse"] <= linear[part["transform"]]
+    total = sum(len(part["members"]) for part in config["combination"])
+    assert len(forecaster.history_) == total == 15
     assert forecaster.fit_seconds_ > 0 and forecaster.n_rows_ == 180
+
+
+def test_the_forecast_is_the_mean_of_its_transforms(backend):
+    y = trend_season(160)
+    settings = dict(epochs=4, n_jobs=1, hidden_size=4, ensemble=2, seed=3)
+    combined = Forecaster(**settings).fit(y)
+    names = combined.config_["transforms"]
+    assert len(names) == 3
+    season = combined.config_["season"]
+    singles = [Forecaster(transform=name, season=season, **settings).fit(y) for name in names]
+    for single, part in zip(singles, combined.config_["combination"]):
+        assert single.config_["alpha"] == part["alpha"]
+    np.testing.assert_allclose(combined.predict(6),
+                               np.mean([f.predict(6) for f in singles], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        combined.predict_one_step(y)[-20:],
+        np.mean([f.predict_one_step(y)[-20:] for f in singles], axis=0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

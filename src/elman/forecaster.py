@@ -21,7 +21,7 @@ import numpy as np
 
 from elman import model_file
 from elman._forecasting import intervals as _intervals
-from elman._forecasting.pipeline import Pipeline
+from elman._forecasting.pipeline import Combination
 from elman._forecasting.search import (ALPHAS, candidate_transforms, choose_linear,
                                        default_grid, mse, one_step_original, refit_member,
                                        scaled_linear, significantly_better, train_members)
@@ -32,15 +32,15 @@ __all__ = ["Forecaster", "BacktestResult", "load"]
 
 # Key of a Forecaster's metadata in a model file's ``extra``.
 FILE_KEY = "elman_forecaster"
-FILE_VERSION = 1
+FILE_VERSION = 2
 # Share of the rows given to fit that form its validation part.
 VALIDATION_FRACTION = 0.2
 # Optimizer steps per RNN when epochs is not given (early stopping may end sooner).
 UPDATES = 3000
 DEFAULT_ENSEMBLE = 5
-# Transforms whose linear validation error is this close to the best one's also
-# get RNNs trained in the search.
-TRANSFORMS_SEARCHED = 2
+# The transforms with the best linear validation errors, this many, are each
+# modelled (linear part plus RNNs) and their forecasts averaged.
+TRANSFORMS_COMBINED = 3
 
 
 def _validation_rows(n):
@@ -125,9 +125,16 @@ class Forecaster:
     the result is never worse than the linear autoregression on the validation
     rows, by construction.
 
+    **A combination of transforms.** Unless ``transform`` is given (or ``fast``),
+    the three transforms whose autoregressions forecast the validation part best
+    are each modelled as above, and the forecast is the mean of the three, in
+    original units. The best transform on a short validation part often wins
+    partly by luck; the mean of a few good ones is steadier on the rows that
+    follow.
+
     **The closed-loop rule** (shared with ``RNN.forecast(history[-window:],
-    steps)`` and ``elman predict --steps``). Each RNN is warmed up on the last ``window`` rows from a zero
-    state, exactly as it was trained on windows; its last output is the first
+    steps)`` and ``elman predict --steps``). Each RNN is warmed up on the last
+    ``window`` rows from a zero state, exactly as it was trained on windows; its last output is the first
     forecast. Then the state is carried forward: each prediction, in the
     transformed and scaled units, is fed back as the next input (and into the
     autoregression's lags), and the next output is read, one step at a time.
@@ -152,8 +159,8 @@ class Forecaster:
         How the target is made stationary before modelling: first differences,
         differences ``season`` rows apart, or either of these on the logarithm
         (positive targets only, for multiplicative trends and seasons). None:
-        the transform whose autoregression forecasts the validation part best;
-        the RNNs are then trained for the best two.
+        the mean of the three transforms whose autoregressions forecast the
+        validation part best (fewer where fewer apply).
     season : int, optional
         Season length in rows (12 for monthly data with a yearly cycle). None:
         detected from the autocorrelation of the first differences (a clear peak
@@ -187,10 +194,13 @@ class Forecaster:
     Attributes
     ----------
     config_ : dict
-        What was chosen: ``transform``, ``season``, ``lags`` and ``penalty`` (the
-        linear part), ``alpha``, ``members`` (window, hidden_size, lr, epochs of
-        each RNN), ``window`` and ``hidden_size`` (of the best member),
-        ``validation_rows``, ``validation_mse`` and ``linear_validation_mse``.
+        What was chosen: ``transforms`` (the names combined, best first) and
+        ``combination`` (for each of them: ``transform``, ``lags`` and
+        ``penalty`` of the linear part, ``alpha``, ``members`` with the window,
+        hidden_size, lr and epochs of each RNN, ``validation_mse`` and
+        ``linear_validation_mse``); the first transform's entries also at the top
+        level; ``season``; ``window`` and ``hidden_size`` of its best RNN;
+        ``validation_rows``, and ``validation_mse`` of the combined forecast.
     search_ : list of dict
         Every candidate tried: ``stage``, its settings, ``validation_mse`` (one
         step, original units) and ``seconds``.
@@ -343,14 +353,13 @@ class Forecaster:
         if not linear:
             raise ValueError(f"data has {n} rows, too few to fit and validate any transform")
         ranked = sorted(linear, key=lambda name: linear[name][0])
-        searched = ranked[:1] if (self.fast or self.transform) else ranked[:TRANSFORMS_SEARCHED]
+        searched = ranked[:1] if (self.fast or self.transform) else ranked[:TRANSFORMS_COMBINED]
         self._say(f"season {season or 'none'}; linear validation MSE: "
                   + ", ".join(f"{k} {linear[k][0]:.4g}" for k in ranked))
 
         n_jobs = self.n_jobs if self.n_jobs is not None else (-1 if _joblib_available() else 1)
         ensemble = self.ensemble or (1 if self.fast else DEFAULT_ENSEMBLE)
-        candidates = []   # (score, name, alpha, members)
-        trained = {}
+        parts = []   # one per searched transform: its pipeline, RNNs and weight
         y_val = y[train_end:]
         val_rows = np.arange(train_end, n)
         for name in searched:
@@ -383,46 +392,48 @@ class Forecaster:
                       f"{time.perf_counter() - tick:.2f} s")
             members.sort(key=lambda m: m["validation_mse"])
             chosen = members[:ensemble]
-            trained[name] = (pipeline, x, chosen)
             if not chosen:
                 continue
             mean_residual = np.mean([m["val_residual"] for m in chosen], axis=0)
+            options = []   # (score, alpha, predictions)
             for alpha in ALPHAS:
-                errors = (one_step_original(pipeline, y, base + alpha * mean_residual,
-                                            val_rows) - y_val) ** 2
-                score = float(errors.mean())
-                candidates.append((score, name, alpha, errors))
+                predicted = one_step_original(pipeline, y, base + alpha * mean_residual,
+                                              val_rows)
+                score = mse(predicted, y_val)
+                options.append((score, alpha, predicted))
                 self.search_.append({"stage": "ensemble", "transform": name,
                                      "members": len(chosen), "alpha": alpha,
                                      "validation_mse": score, "seconds": 0.0})
-        if not candidates:
+            # The RNNs must earn their place: a weight above 0 is kept only when it
+            # beats the linear part alone by more than the noise of the validation
+            # rows (one standard error of the paired difference); a small gain on a
+            # short validation part is as likely to be luck as skill.
+            best = min(options, key=lambda o: (o[0], o[1]))
+            linear_only = next(o for o in options if o[1] == 0)
+            if best[1] > 0 and not significantly_better((best[2] - y_val) ** 2,
+                                                        (linear_only[2] - y_val) ** 2):
+                best = linear_only
+            pipeline.members = [(m["model"], m["config"]["window"]) for m in chosen]
+            pipeline.alpha = best[1]
+            parts.append({"name": name, "pipeline": pipeline, "chosen": chosen,
+                          "alpha": best[1], "score": best[0], "predicted": best[2],
+                          "lags": lags, "penalty": penalty})
+        if not parts:
             raise ValueError("no RNN could be trained on this data (every one diverged or "
                              "the series is too short for the window)")
-        # The RNNs must earn their place: the best candidate with RNNs is taken only
-        # when it beats the best linear one by more than the noise of the validation
-        # rows (one standard error of the paired difference); a small gain on a short
-        # validation part is as likely to be luck as skill.
-        best_any = min(candidates, key=lambda c: (c[0], c[2]))
-        best_linear = min((c for c in candidates if c[2] == 0), key=lambda c: c[0])
-        if best_any[2] > 0 and not significantly_better(best_any[3], best_linear[3]):
-            best_any = best_linear
-        score, name, alpha, _ = best_any
-        pipeline, x, chosen = trained[name]
-        _, lags, penalty = linear[name]
-        transform = pipeline.transform
+        combined = Combination([part["pipeline"] for part in parts])
+        score = mse(np.mean([part["predicted"] for part in parts], axis=0), y_val)
 
         # Calibration of intervals: closed-loop errors on the validation part of the
-        # pipeline trained before it.
-        pipeline.members = [(m["model"], m["config"]["window"]) for m in chosen]
-        pipeline.alpha = alpha
+        # pipelines trained before it.
         self._horizon = (1 if feats is not None else
                          (season if season and season <= 60 else 12))
-        origins = np.arange(max(train_end, pipeline.history_needed), n)
-        paths = pipeline.paths(y, feats, origins, self._horizon if feats is None else 1)
+        origins = np.arange(max(train_end, combined.history_needed), n)
+        paths = combined.paths(y, feats, origins, self._horizon if feats is None else 1)
         targets = origins[:, None] + np.arange(paths.shape[1])[None, :]
         inside = targets < n
         actual = np.where(inside, y[np.minimum(targets, n - 1)], np.nan)
-        if transform.log:
+        if combined.log:
             with np.errstate(invalid="ignore", divide="ignore"):
                 errors = np.log(actual) - np.log(paths)
         else:
@@ -431,48 +442,66 @@ class Forecaster:
 
         # Refit on every row given.
         tick = time.perf_counter()
-        final, _ = scaled_linear(y, feats, transform, n, lags, penalty)
-        if alpha > 0:
-            x_all = final.inputs(y, feats)
-            refitted = [refit_member(final, x_all, n, m) for m in chosen]
-            final.members = [(model, m["config"]["window"])
-                             for (model, _), m in zip(refitted, chosen)]
-            self.history_ = [history for _, history in refitted]
-        else:
-            # The RNNs do not improve on the linear part: kept (trained on the rows
-            # before the validation part) with weight 0, so the file still holds them.
-            final.members = pipeline.members
-            self.history_ = [m["history"] for m in chosen]
-        final.alpha = alpha
-        self._pipeline = final
+        finals, self.history_ = [], []
+        for part in parts:
+            pipeline, chosen, alpha = part["pipeline"], part["chosen"], part["alpha"]
+            final, _ = scaled_linear(y, feats, pipeline.transform, n, part["lags"],
+                                     part["penalty"])
+            if alpha > 0:
+                x_all = final.inputs(y, feats)
+                refitted = [refit_member(final, x_all, n, m) for m in chosen]
+                final.members = [(model, m["config"]["window"])
+                                 for (model, _), m in zip(refitted, chosen)]
+                self.history_ += [history for _, history in refitted]
+            else:
+                # The RNNs do not improve on the linear part: kept (trained on the
+                # rows before the validation part) with weight 0, so the file still
+                # holds them.
+                final.members = pipeline.members
+                self.history_ += [m["history"] for m in chosen]
+            final.alpha = alpha
+            finals.append(final)
+        self._pipeline = Combination(finals)
         self._say(f"refit in {time.perf_counter() - tick:.2f} s")
 
-        keep = final.history_needed + max(season or 1, 1)
+        keep = self._pipeline.history_needed + max(season or 1, 1)
         self._tail_y = y[-keep:].copy()
         self._tail_features = None if feats is None else feats[-keep:].copy()
-        best = chosen[0]["config"]
+
+        def described(part):
+            alpha, chosen = part["alpha"], part["chosen"]
+            return {
+                "transform": part["name"],
+                "lags": part["lags"],
+                "penalty": part["penalty"],
+                "alpha": alpha,
+                "members": [{k: m["config"][k] for k in ("window", "hidden_size", "lr")}
+                            | {"epochs": m["best_epoch"] if alpha > 0 else m["epochs_run"],
+                               "updates": (m["best_epoch"] if alpha > 0 else m["epochs_run"])
+                               * m["updates_per_epoch"]}
+                            for m in chosen],
+                "validation_mse": float(part["score"]),
+                "linear_validation_mse": float(linear[part["name"]][0]),
+            }
+
+        first = described(parts[0])
+        best = parts[0]["chosen"][0]["config"]
         self.config_ = {
-            "transform": name,
+            **first,
+            "transforms": [part["name"] for part in parts],
+            "combination": [described(part) for part in parts],
             "season": season,
-            "lags": lags,
-            "penalty": penalty,
-            "alpha": alpha,
             "window": best["window"],
             "hidden_size": best["hidden_size"],
             "lr": best["lr"],
-            "members": [{k: m["config"][k] for k in ("window", "hidden_size", "lr")}
-                        | {"epochs": m["best_epoch"] if alpha > 0 else m["epochs_run"],
-                           "updates": (m["best_epoch"] if alpha > 0 else m["epochs_run"])
-                           * m["updates_per_epoch"]}
-                        for m in chosen],
             "validation_rows": int(val_len),
             "validation_mse": float(score),
-            "linear_validation_mse": float(linear[name][0]),
             "horizon_calibrated": int(self._horizon),
         }
         self.fit_seconds_ = time.perf_counter() - started
-        self._say(f"chose {name}, alpha {alpha}, {len(chosen)} RNNs; fit "
-                  f"{self.fit_seconds_:.2f} s")
+        self._say("chose " + ", ".join(f"{part['name']} (RNN weight {part['alpha']})"
+                                       for part in parts)
+                  + f"; fit {self.fit_seconds_:.2f} s")
         return self
 
     # ------------------------------------------------------------- predicting
@@ -484,7 +513,7 @@ class Forecaster:
                              f"got {_column_count(data)}")
         y, feats, _, _, _ = _columns_of(data, self.target_, self.features_,
                                         columns=self._columns, name="data")
-        self._pipeline.transform.check(y)
+        self._pipeline.check(y)
         return y, feats
 
     def _level(self, interval):
@@ -527,7 +556,7 @@ class Forecaster:
         if level is None:
             return point
         widths = _intervals.half_widths(self._calibration, level, steps)
-        return (point, *_intervals.bounds(point, widths, self._pipeline.transform.log))
+        return (point, *_intervals.bounds(point, widths, self._pipeline.log))
 
     def predict_one_step(self, data, *, interval=None):
         """One-step predictions for every row of ``data`` from the rows before it.
@@ -555,7 +584,7 @@ class Forecaster:
         if level is None:
             return point
         widths = _intervals.half_widths(self._calibration, level, 1)
-        return (point, *_intervals.bounds(point, widths[0], self._pipeline.transform.log))
+        return (point, *_intervals.bounds(point, widths[0], self._pipeline.log))
 
     def backtest(self, data, *, start, horizon=None, interval=None):
         """Rolling-origin closed-loop evaluation on the rows >= ``start`` of ``data``.
@@ -614,7 +643,7 @@ class Forecaster:
         if level is not None:
             widths = _intervals.half_widths(self._calibration, level, horizon)
             lower, upper = _intervals.bounds(paths, widths[None, :],
-                                             self._pipeline.transform.log)
+                                             self._pipeline.log)
             hit = np.where(inside, (actual >= lower) & (actual <= upper), np.nan)
             result.interval = level
             result.coverage = np.nanmean(hit, axis=0)
@@ -640,7 +669,6 @@ class Forecaster:
             raise TypeError(f"metadata must be a dict of JSON values or None; got "
                             f"{type(metadata).__name__}")
         extra, arrays, first = self._pipeline.state()
-        arrays = {f"pipeline.{k}": v for k, v in arrays.items()}
         arrays["calibration"] = np.nan_to_num(self._calibration, nan=np.inf)
         arrays["tail_y"] = self._tail_y
         if self._tail_features is not None:
@@ -651,7 +679,7 @@ class Forecaster:
         meta = {
             "version": FILE_VERSION,
             "settings": settings,
-            "pipeline": extra,
+            "pipelines": extra,
             "config": self.config_,
             "search": self.search_,
             "target": self.target_,
@@ -689,10 +717,7 @@ class Forecaster:
                              f"supported by this elman (expected {FILE_VERSION})")
         forecaster = cls(**meta["settings"])
         arrays = loaded.extra_arrays
-        pipeline_arrays = {k[len("pipeline."):]: v for k, v in arrays.items()
-                           if k.startswith("pipeline.")}
-        forecaster._pipeline = Pipeline.from_state(meta["pipeline"], pipeline_arrays,
-                                                   loaded.model)
+        forecaster._pipeline = Combination.from_state(meta["pipelines"], arrays, loaded.model)
         calibration = np.array(arrays["calibration"], dtype=np.float64)
         calibration[np.isinf(calibration)] = np.nan
         forecaster._calibration = calibration

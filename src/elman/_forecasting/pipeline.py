@@ -206,7 +206,7 @@ class Pipeline:
         for k, config in enumerate(extra["members"]):
             config = dict(config)
             window = int(config.pop("window"))
-            if k == 0:
+            if k == 0 and first is not None:
                 model = first
             else:
                 model = RNN(**config)
@@ -217,3 +217,65 @@ class Pipeline:
         return cls(transform, extra["z_mean"], extra["z_scale"], arrays["feature_mean"],
                    arrays["feature_scale"], extra["lags"], arrays["coef"], extra["intercept"],
                    members, extra["alpha"])
+
+
+class Combination:
+    """The equal-weight mean of several pipelines' forecasts, in original units.
+
+    Each pipeline runs its own closed loop (feeding back its own forecasts); the
+    paths are averaged afterwards. Averaging the forecasts of a few transforms that
+    all did well on the validation part is steadier on new data than betting on
+    the single best one, whose lead on a short validation part is partly luck.
+    """
+
+    def __init__(self, pipelines):
+        self.pipelines = list(pipelines)
+
+    @property
+    def history_needed(self):
+        return max(p.history_needed for p in self.pipelines)
+
+    @property
+    def log(self):
+        """Whether interval widths are log ratios (every transform takes the log)."""
+        return all(p.transform.log for p in self.pipelines)
+
+    @property
+    def transform_names(self):
+        return [p.transform.name for p in self.pipelines]
+
+    def check(self, y):
+        for pipeline in self.pipelines:
+            pipeline.transform.check(y)
+
+    def paths(self, y, features, origins, steps):
+        """Mean of the pipelines' :meth:`Pipeline.paths`, shape (origins, steps)."""
+        return np.mean([p.paths(y, features, origins, steps) for p in self.pipelines],
+                       axis=0)
+
+    def state(self):
+        """(list of extras, extra_arrays, first RNN) for a model file.
+
+        The first pipeline's first RNN is the file's model; every other RNN is
+        stored in the arrays, under ``pipeline{i}.member{k}.``.
+        """
+        extras, arrays, first = [], {}, None
+        for i, pipeline in enumerate(self.pipelines):
+            extra, own, head = pipeline.state()
+            if i == 0:
+                first = head
+            elif head is not None:
+                for name, value in head.get_weights().items():
+                    own[f"member0.{name}"] = value
+            extras.append(extra)
+            arrays.update({f"pipeline{i}.{k}": v for k, v in own.items()})
+        return extras, arrays, first
+
+    @classmethod
+    def from_state(cls, extras, arrays, first):
+        pipelines = []
+        for i, extra in enumerate(extras):
+            prefix = f"pipeline{i}."
+            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            pipelines.append(Pipeline.from_state(extra, own, first if i == 0 else None))
+        return cls(pipelines)

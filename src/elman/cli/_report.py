@@ -112,7 +112,9 @@ def likely_cause(results, forecaster=None):
     actual, low, high = results["actual"], results["train_low"], results["train_high"]
     outside = float(((actual > high) | (actual < low)).mean())
     if forecaster is not None:
-        transform = forecaster.config_["transform"]
+        config = forecaster.config_
+        transforms = config.get("transforms") or [config["transform"]]
+        transform = " + ".join(transforms)
         mse = {label: results["methods"][label]["mse"] for label in results["labels"]}
         persistence = mse[results["persistence_label"]]
         linear = [value for label, value in mse.items() if label.startswith(("ridge", "linear"))]
@@ -120,7 +122,7 @@ def likely_cause(results, forecaster=None):
             return ("no linear model beats persistence either: the changes of this series "
                     "look unpredictable from its past (a random walk, as most prices are), "
                     "and persistence is then the forecast to match")
-        if outside > 0.2 and "diff" not in transform:
+        if outside > 0.2 and not any("diff" in name for name in transforms):
             side = "above" if (actual > high).mean() >= (actual < low).mean() else "below"
             return (f"{outside:.0%} of the test values lie {side} the fitted range "
                     f"({low:.4g} to {high:.4g}), a trend the chosen transform "
@@ -128,7 +130,8 @@ def likely_cause(results, forecaster=None):
                     "log_diff for a positive series that grows by a percentage)")
         if forecaster.fast:
             return "--fast skips the search; run without it"
-        return (f"the search chose transform {transform} on the validation part; try "
+        return (f"the search chose {'transform' if len(transforms) == 1 else 'transforms'} "
+                f"{transform} on the validation part; try "
                 "another --transform, or more rows of history")
     if outside > 0.2:
         side = "above" if (actual > high).mean() >= (actual < low).mean() else "below"
@@ -180,28 +183,39 @@ def describe_forecast_run(out, table, features, target, horizon, weather, notes,
             else "automatic search on the validation part")
     if given:
         mode += "; given: " + ", ".join(f"{k} {v}" for k, v in given.items())
-    out.write(f"model: elman.Forecaster (ridge autoregression plus RNNs on its residuals), "
+    out.write(f"model: elman.Forecaster (ridge autoregressions plus RNNs on their residuals, "
+              f"averaged over the best transforms), "
               f"{mode}, seed {forecaster.seed}\n")
     out.flush()
 
 
-def _search_summary(forecaster, fit_seconds):
-    config = forecaster.config_
-    members = config["members"]
+def _part_summary(part):
+    """One transform's linear part and RNNs, as words."""
+    members = part["members"]
     hidden = sorted({m["hidden_size"] for m in members})
     windows = sorted({m["window"] for m in members})
     lrs = sorted({m["lr"] for m in members})
-    season = config["season"]
     rnn = (f"{len(members)} RNN{'s' if len(members) > 1 else ''} (window "
            f"{'/'.join(map(str, windows))}, hidden {'/'.join(map(str, hidden))}, lr "
            f"{'/'.join(f'{v:g}' for v in lrs)})")
-    weight = config["alpha"]
-    return (f"chosen: transform {config['transform']}, season "
-            f"{season if season else 'none'}, {config['lags']} lags (ridge penalty "
-            f"{config['penalty']:g}), {rnn} weighted {weight:g}; validation MSE "
-            f"{config['validation_mse']:.4g} (linear part alone "
-            f"{config['linear_validation_mse']:.4g}); {len(forecaster.search_)} candidates, "
-            f"fit {seconds(fit_seconds)}")
+    return (f"{part['transform']}: {part['lags']} lags (ridge penalty {part['penalty']:g}), "
+            f"{rnn} weighted {part['alpha']:g}; validation MSE "
+            f"{part['validation_mse']:.4g} (linear part alone "
+            f"{part['linear_validation_mse']:.4g})")
+
+
+def _search_summary(forecaster, fit_seconds):
+    config = forecaster.config_
+    parts = config.get("combination") or [config]
+    season = config["season"]
+    what = (f"transform {parts[0]['transform']}" if len(parts) == 1
+            else f"the mean of {len(parts)} transforms")
+    lines = [f"chosen: {what}, season {season if season else 'none'}; "
+             f"{len(forecaster.search_)} candidates, fit {seconds(fit_seconds)}"]
+    lines += [f"  {_part_summary(part)}" for part in parts]
+    if len(parts) > 1:
+        lines.append(f"  combined: validation MSE {config['validation_mse']:.4g}")
+    return "\n".join(lines)
 
 
 def report_forecast(out, forecaster, results, table, weather, args, fit_seconds):
