@@ -212,17 +212,18 @@ def run(name, load, out):
            "ridge_info": ridge_info, "arima_info": arima_info,
            "arima_seconds": arima_seconds, "search": forecaster.search_}
     config = forecaster.config_
-    members = config["members"]
     out(f"{name}: n={n} test={n - cut} | persistence {persistence:.4g} | seasonal naive "
         f"{seasonal:.4g} | ridge AR {ridge:.4g} ({ridge_info}) | ARIMA {arima_mse:.4g} "
         f"{arima_info} ({arima_seconds:.1f} s) | elman {ours:.4g} ({seconds:.1f} s)")
-    out(f"    chose: transform {config['transform']}, season {config['season']}, linear lags "
-        f"{config['lags']}, alpha {config['alpha']}, {len(members)} RNNs "
-        f"(window/hidden/lr/epochs: "
-        + ", ".join(f"{m['window']}/{m['hidden_size']}/{m['lr']}/{m['epochs']}"
-                    for m in members)
-        + f"); {len(forecaster.search_)} candidates; validation MSE "
-        f"{config['validation_mse']:.4g} vs linear {config['linear_validation_mse']:.4g}")
+    out(f"    chose: season {config['season'] or 'none'}; {len(forecaster.search_)} candidates; "
+        f"combined validation MSE {config['validation_mse']:.4g}")
+    for part in config["combination"]:
+        out(f"      {part['transform']}: linear lags {part['lags']}, RNN weight "
+            f"{part['alpha']}, {len(part['members'])} RNNs (window/hidden/lr/epochs: "
+            + ", ".join(f"{m['window']}/{m['hidden_size']}/{m['lr']}/{m['epochs']}"
+                        for m in part["members"])
+            + f"); validation MSE {part['validation_mse']:.4g} vs linear "
+            f"{part['linear_validation_mse']:.4g}")
     out(f"    closed loop h=1..{horizon}: mean MSE {np.mean(backtest.mse):.4g} vs seasonal "
         f"naive {np.mean(backtest.seasonal_naive_mse):.4g}, persistence "
         f"{np.mean(backtest.persistence_mse):.4g}; 90% interval coverage one-step "
