@@ -28,7 +28,6 @@ for a change that alters the output on purpose (review the diff before committin
 import ast
 import importlib.util
 import math
-import os
 import pathlib
 import re
 import subprocess
@@ -174,8 +173,7 @@ def output_matches(expected, actual):
 def run_block(code, directory):
     script = pathlib.Path(directory) / "readme_block.py"
     script.write_text(code + "\n", encoding="utf-8")
-    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
-    return subprocess.run([sys.executable, str(script)], cwd=directory, env=env,
+    return subprocess.run([sys.executable, str(script)], cwd=directory,
                           capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
 
 
