@@ -35,8 +35,6 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 exclude_patterns = [
     "_build",
-    # elman.Forecaster's page; enabled by deleting this line once it exists.
-    "api/forecaster.rst",
 ]
 
 # autodoc: members in source order; only what a module's __all__ exports.

@@ -99,7 +99,7 @@ class Route:
 
 
 # Routes already made, by (kernel module, kind of shape).
-_ROUTES = {}
+_ROUTES: dict[tuple[object, str], object] = {}
 
 
 def is_twin(kernels):

@@ -11,6 +11,8 @@ so that an optimizer step or a gradient clip is one operation on one array. The
 kernels (``_kernels.pyx`` and its twin) walk the same layout with offsets.
 """
 
+from typing import Any
+
 
 def parameter_count(I, H, O, L):
     """Length of the flat parameter vector for these sizes."""
@@ -61,7 +63,7 @@ def named_views(flat, I, H, O, L):
     return views
 
 
-class Gradients(dict):
+class Gradients(dict[str, Any]):
     """The gradients ``RNN.loss_and_grad`` returns: a dict of arrays by weight name.
 
     Every array is a view into one flat vector laid out like the model's

@@ -88,8 +88,8 @@ class BacktestResult:
     seasonal_naive_mae: np.ndarray
     count: np.ndarray
     season: int
-    interval: float = None
-    coverage: np.ndarray = None
+    interval: float | None = None
+    coverage: np.ndarray | None = None
 
     def as_table(self):
         """The results as text: one line per horizon."""

@@ -358,8 +358,8 @@ class _Scaler:
     and its inverse), ``_state()``/``_from_state_arrays()`` and ``_STATE_KEYS``.
     """
 
-    _REQUIRED_KEYS = ()
-    _STATE_KEYS = ()
+    _REQUIRED_KEYS: tuple[str, ...] = ()
+    _STATE_KEYS: tuple[str, ...] = ()
 
     def fit(self, X):
         """Compute the per-feature statistics of `X` (training data only).

@@ -24,7 +24,6 @@ import numpy as np
 from elman.cli import _baselines
 from elman.cli._common import CLIError, Output, check_writable, seconds
 from elman.cli._data import (
-    ALL_FEATURES,
     all_features,
     check_names_present,
     load_table,
@@ -32,7 +31,7 @@ from elman.cli._data import (
     resolve_columns,
     test_start_row,
 )
-from elman.cli._parser import WEATHER_TARGET
+from elman.cli._parser import ALL_FEATURES, WEATHER_TARGET
 from elman.cli._report import describe_forecast_run, report_forecast
 
 # Metadata the command line adds to a Forecaster's model file (column names, alignment).

@@ -60,10 +60,10 @@ class Dataset:
     """
 
     data: np.ndarray
-    columns: tuple
-    dates: np.ndarray = None
-    missing: np.ndarray = None
-    skipped: tuple = ()
+    columns: tuple[str, ...]
+    dates: np.ndarray | None = None
+    missing: np.ndarray | None = None
+    skipped: tuple[str, ...] = ()
 
     def __post_init__(self):
         data = self.data
