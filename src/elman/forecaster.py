@@ -499,9 +499,6 @@ class Forecaster:
             "horizon_calibrated": int(self._horizon),
         }
         self.fit_seconds_ = time.perf_counter() - started
-        self._say("chose " + ", ".join(f"{part['name']} (RNN weight {part['alpha']})"
-                                       for part in parts)
-                  + f"; fit {self.fit_seconds_:.2f} s")
         return self
 
     # ------------------------------------------------------------- predicting
