@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import math
 import os
 
 import numpy as np
@@ -211,7 +212,13 @@ def _plot_losses(losses, history):
     digits = 2 if top / bottom > 1.5 else 3 if top / bottom > 1.05 else 4
     plain = FuncFormatter(lambda value, _: f"{value:.{digits}g}")
     losses.yaxis.set_major_formatter(plain)
-    losses.yaxis.set_minor_formatter(plain)
+    # Within one decade every minor tick is labelled; over a wider range only those at
+    # 2 and 5 times a power of ten, so that the labels do not crowd into each other.
+    def sparse(value, _):
+        mantissa = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
+        return plain(value, _) if round(mantissa, 6) in (2.0, 5.0) else ""
+
+    losses.yaxis.set_minor_formatter(plain if top / bottom < 10 else FuncFormatter(sparse))
     losses.legend(frameon=False, fontsize="small", loc="upper right")
     losses.set_xlim(0.5, longest + 0.5)
     losses.xaxis.set_major_locator(MaxNLocator(integer=True))
