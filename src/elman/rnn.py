@@ -36,10 +36,10 @@ from elman._validation import (
     check_sequence_lengths,
     check_sequences,
     check_targets,
+    all_finite,
     full_lengths,
     ready_array,
     shape_text,
-    sum_is_finite,
     zero_states,
 )
 
@@ -288,7 +288,7 @@ class RNN:
 
     # ---------------------------------------------------------------- compute
     # The fast paths of the compute methods: inputs that are already what the kernels
-    # take pass after a few attribute tests and one finiteness reduction each. Anything
+    # take pass after a few attribute tests and one finiteness test each. Anything
     # else (lengths given, conversion needed, a bad value) goes through the full checks
     # of elman._validation, which alone raise errors; so the errors stay theirs.
     def _ready_inputs(self, X, h0, lengths):
@@ -305,7 +305,7 @@ class RNN:
         else:
             return None
         if (width != self.input_size or steps == 0 or batch == 0 or X.dtype != self.dtype
-                or not X.flags.c_contiguous or not sum_is_finite(X)):
+                or not X.flags.c_contiguous or not all_finite(X)):
             return None
         L, H = self.num_layers, self.hidden_size
         unbatched = len(shape) == 2
