@@ -113,3 +113,16 @@ def test_a_non_finite_ready_array_still_gets_the_full_check(backend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isfinite(model.forward(big)).all()
+
+
+def test_the_shared_arrays_are_bounded():
+    for batch in range(1, 3 * _validation.CACHED_MAX_SHAPES):
+        _validation.zero_states(1, batch, 3, np.dtype(np.float64))
+        _validation.full_lengths(batch, 4)
+    assert len(_validation._zero_states) <= _validation.CACHED_MAX_SHAPES
+    assert len(_validation._full_lengths) <= _validation.CACHED_MAX_SHAPES
+    big = _validation.zero_states(1, _validation.CACHED_MAX_ELEMENTS + 1, 1,
+                                  np.dtype(np.float64))
+    assert not big.any() and not big.flags.writeable
+    assert (1, _validation.CACHED_MAX_ELEMENTS + 1, 1, np.dtype(np.float64)) \
+        not in _validation._zero_states

@@ -187,11 +187,20 @@ def check_sequences(X, input_size, dtype, name="X"):
     return as_float_array(name, array, dtype), unbatched
 
 
-# Arrays the kernels only read, kept between calls up to this many elements: a small
-# call would otherwise spend a good share of its time allocating them.
+# Arrays the kernels only read, kept between calls up to this many elements each and
+# this many shapes (then forgotten, all at once): a small call would otherwise spend a
+# good share of its time allocating them.
 CACHED_MAX_ELEMENTS = 1 << 14
+CACHED_MAX_SHAPES = 64
 _zero_states = {}
 _full_lengths = {}
+
+
+def _keep(cache, key, array):
+    if array.size <= CACHED_MAX_ELEMENTS:
+        if len(cache) >= CACHED_MAX_SHAPES:
+            cache.clear()
+        cache[key] = array
 
 
 def _read_only(array):
@@ -208,8 +217,7 @@ def zero_states(num_layers, batch, hidden_size, dtype):
     found = _zero_states.get(key)
     if found is None:
         found = _read_only(np.zeros((num_layers, batch, hidden_size), dtype=dtype))
-        if found.size <= CACHED_MAX_ELEMENTS:
-            _zero_states[key] = found
+        _keep(_zero_states, key, found)
     return found
 
 
@@ -220,8 +228,7 @@ def full_lengths(batch, steps):
     found = _full_lengths.get(key)
     if found is None:
         found = _read_only(np.full(batch, steps, dtype=np.intp))
-        if batch <= CACHED_MAX_ELEMENTS:
-            _full_lengths[key] = found
+        _keep(_full_lengths, key, found)
     return found
 
 
