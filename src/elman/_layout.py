@@ -11,6 +11,8 @@ so that an optimizer step or a gradient clip is one operation on one array. The
 kernels (``_kernels.pyx`` and its twin) walk the same layout with offsets.
 """
 
+import functools
+import math
 from typing import Any
 
 
@@ -63,6 +65,21 @@ def named_views(flat, I, H, O, L):
     return views
 
 
+@functools.lru_cache(maxsize=64)
+def view_spans(I, H, O, L):
+    """(names, [(start, stop, shape or None for a vector)]) of every weight in the
+    flat vector, in order; made once per set of sizes, so that views of a new vector
+    cost a slice (and a reshape) each."""
+    shapes = weight_shapes(I, H, O, L)
+    spans = []
+    offset = 0
+    for shape in shapes.values():
+        size = math.prod(shape)
+        spans.append((offset, offset + size, shape if len(shape) > 1 else None))
+        offset += size
+    return tuple(shapes), tuple(spans)
+
+
 class Gradients(dict[str, Any]):
     """The gradients ``RNN.loss_and_grad`` returns: a dict of arrays by weight name.
 
@@ -78,6 +95,19 @@ class Gradients(dict[str, Any]):
         super().__init__(views)
         self.flat = flat
         self._views = tuple(views.values())
+
+    @classmethod
+    def over(cls, flat, spans):
+        """Gradients whose entries are views into ``flat``; ``spans`` is
+        :func:`view_spans` of the sizes of the model it is laid out for."""
+        names, places = spans
+        views = tuple([flat[start:stop] if shape is None else flat[start:stop].reshape(shape)
+                       for start, stop, shape in places])
+        grads = cls.__new__(cls)
+        dict.update(grads, zip(names, views))
+        grads.flat = flat
+        grads._views = views
+        return grads
 
     def intact(self):
         """True while every entry is still the original view into ``flat``."""

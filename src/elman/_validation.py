@@ -187,11 +187,79 @@ def check_sequences(X, input_size, dtype, name="X"):
     return as_float_array(name, array, dtype), unbatched
 
 
+# Arrays the kernels only read, kept between calls up to this many elements each and
+# this many shapes (then forgotten, all at once): a small call would otherwise spend a
+# good share of its time allocating them.
+CACHED_MAX_ELEMENTS = 1 << 14
+CACHED_MAX_SHAPES = 64
+_zero_states = {}
+_full_lengths = {}
+
+
+def _keep(cache, key, array):
+    if array.size <= CACHED_MAX_ELEMENTS:
+        if len(cache) >= CACHED_MAX_SHAPES:
+            cache.clear()
+        cache[key] = array
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+def zero_states(num_layers, batch, hidden_size, dtype):
+    """Read-only zeros (L, B, H) in ``dtype``: the initial state when h0 is None.
+
+    Small ones are made once and shared between calls; the kernels only read h0.
+    """
+    key = (num_layers, batch, hidden_size, dtype)
+    found = _zero_states.get(key)
+    if found is None:
+        found = _read_only(np.zeros((num_layers, batch, hidden_size), dtype=dtype))
+        _keep(_zero_states, key, found)
+    return found
+
+
+def full_lengths(batch, steps):
+    """Read-only (B,) intp array of ``steps``: every sequence whole (shared, as
+    zero_states)."""
+    key = (batch, steps)
+    found = _full_lengths.get(key)
+    if found is None:
+        found = _read_only(np.full(batch, steps, dtype=np.intp))
+        _keep(_full_lengths, key, found)
+    return found
+
+
+def ready_array(value, shape, dtype):
+    """``value`` itself when the kernels can take it as it is (an ndarray, not a
+    subclass, of exactly this shape and dtype, C-contiguous, every value finite);
+    otherwise None, and the full checks decide.
+
+    Where this returns the array, the full checks (``as_float_array``) would have
+    returned that same array without a copy, so skipping them changes nothing.
+    """
+    if (type(value) is np.ndarray and value.shape == shape and value.dtype == dtype
+            and value.flags.c_contiguous and all_finite(value)):
+        return value
+    return None
+
+
+def all_finite(array):
+    """True when every value of a float array is finite (no NaN, no inf).
+
+    isfinite and all, never a sum: a sum of large finite values would overflow and
+    warn where the full checks accept the values silently.
+    """
+    return bool(np.isfinite(array).all())
+
+
 def check_initial_state(h0, num_layers, hidden_size, batch, unbatched, dtype):
-    """(L, B, H) initial states in ``dtype``; zeros when h0 is None."""
+    """(L, B, H) initial states in ``dtype``; read-only zeros when h0 is None."""
     L, H = num_layers, hidden_size
     if h0 is None:
-        return np.zeros((L, batch, H), dtype=dtype)
+        return zero_states(L, batch, H, dtype)
     array = as_numeric_array("h0", h0)
     expected = (L, H) if unbatched else (L, batch, H)
     if array.shape != expected:
@@ -205,9 +273,10 @@ def check_initial_state(h0, num_layers, hidden_size, batch, unbatched, dtype):
 
 
 def check_sequence_lengths(lengths, batch, steps, unbatched):
-    """(B,) intp valid steps per sequence; every sequence whole when lengths is None."""
+    """(B,) intp valid steps per sequence; every sequence whole (read-only) when
+    lengths is None."""
     if lengths is None:
-        return np.full(batch, steps, dtype=np.intp)
+        return full_lengths(batch, steps)
     if unbatched:
         lengths = np.reshape(as_numeric_array("lengths", lengths), (-1,))
     return check_lengths(lengths, batch, steps)

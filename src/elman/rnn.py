@@ -20,6 +20,7 @@ from elman._layout import (
     named_views,
     parameter_count,
     parameter_views,
+    view_spans,
     weight_shapes,
 )
 from elman._validation import (
@@ -35,7 +36,11 @@ from elman._validation import (
     check_sequence_lengths,
     check_sequences,
     check_targets,
+    all_finite,
+    full_lengths,
+    ready_array,
     shape_text,
+    zero_states,
 )
 
 __all__ = ["Gradients", "INIT_SCHEMES", "RNN"]
@@ -282,6 +287,57 @@ class RNN:
         self._theta = theta
 
     # ---------------------------------------------------------------- compute
+    # The fast paths of the compute methods: inputs that are already what the kernels
+    # take pass after a few attribute tests and one finiteness test each. Anything
+    # else (lengths given, conversion needed, a bad value) goes through the full checks
+    # of elman._validation, which alone raise errors; so the errors stay theirs.
+    def _ready_inputs(self, X, h0, lengths):
+        """(X (B, T, I), h0 (L, B, H), lengths, unbatched) when X and h0 need neither a
+        conversion nor a copy and lengths is None; otherwise None."""
+        if lengths is not None or type(X) is not np.ndarray:
+            return None
+        shape = X.shape
+        if len(shape) == 3:
+            batch, steps, width = shape
+        elif len(shape) == 2:
+            batch = 1
+            steps, width = shape
+        else:
+            return None
+        if (width != self.input_size or steps == 0 or batch == 0 or X.dtype != self.dtype
+                or not X.flags.c_contiguous or not all_finite(X)):
+            return None
+        L, H = self.num_layers, self.hidden_size
+        unbatched = len(shape) == 2
+        if h0 is None:
+            h0 = zero_states(L, batch, H, self.dtype)
+        else:
+            h0 = ready_array(h0, (L, H) if unbatched else (L, batch, H), self.dtype)
+            if h0 is None:
+                return None
+            if unbatched:
+                h0 = h0.reshape(L, 1, H)
+        if unbatched:
+            X = X.reshape(1, steps, width)
+        return X, h0, full_lengths(batch, steps), unbatched
+
+    def _ready_targets(self, Y, batch, steps, unbatched):
+        """Targets (B, T or 1, O) when Y needs neither a conversion nor a copy; else
+        None (whole sequences: every target must be finite)."""
+        O = self.output_size
+        if self.return_sequences:
+            shape = (steps, O) if unbatched else (batch, steps, O)
+        elif unbatched:
+            shape = (O,)
+        elif O == 1 and type(Y) is np.ndarray and Y.ndim == 1:
+            shape = (batch,)
+        else:
+            shape = (batch, O)
+        Y = ready_array(Y, shape, self.dtype)
+        if Y is None or (self.return_sequences and not unbatched):
+            return Y
+        return Y.reshape(batch, steps if self.return_sequences else 1, O)
+
     def forward(self, X, h0=None, *, return_state=False, lengths=None):
         """Run the network over whole sequences.
 
@@ -308,11 +364,15 @@ class RNN:
             Only with ``return_state=True``; (num_layers, hidden_size) for
             unbatched X.
         """
-        X, unbatched = check_sequences(X, self.input_size, self.dtype)
-        batch, steps, _ = X.shape
-        h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch, unbatched,
-                                 self.dtype)
-        lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
+        ready = self._ready_inputs(X, h0, lengths)
+        if ready is None:
+            X, unbatched = check_sequences(X, self.input_size, self.dtype)
+            batch, steps, _ = X.shape
+            h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch,
+                                     unbatched, self.dtype)
+            lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
+        else:
+            X, h0, lengths, unbatched = ready
         Y, h_last = _engine.forward(self._theta, self.input_size, self.hidden_size,
                                     self.output_size, self.num_layers, self.return_sequences,
                                     X, h0, lengths)
@@ -345,19 +405,30 @@ class RNN:
         grads : dict of ndarray
             d loss / d weight, with the keys and shapes of :meth:`get_weights`.
         """
-        X, unbatched = check_sequences(X, self.input_size, self.dtype)
-        batch, steps, _ = X.shape
-        if batch == 0:
-            raise ValueError("X holds no sequences (batch size 0); the loss is undefined")
-        h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch, unbatched,
-                                 self.dtype)
-        lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
-        Y = check_targets(Y, self.output_size, self.return_sequences, batch, steps, unbatched,
-                          lengths, self.dtype)
+        ready = self._ready_inputs(X, h0, lengths)
+        if ready is not None:
+            batched_X, _, _, unbatched = ready
+            targets = self._ready_targets(Y, batched_X.shape[0], batched_X.shape[1],
+                                          unbatched)
+            if targets is None:
+                ready = None
+        if ready is None:
+            X, unbatched = check_sequences(X, self.input_size, self.dtype)
+            batch, steps, _ = X.shape
+            if batch == 0:
+                raise ValueError("X holds no sequences (batch size 0); the loss is undefined")
+            h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch,
+                                     unbatched, self.dtype)
+            lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
+            Y = check_targets(Y, self.output_size, self.return_sequences, batch, steps,
+                              unbatched, lengths, self.dtype)
+        else:
+            X, h0, lengths, unbatched = ready
+            Y = targets
         grad = np.empty_like(self._theta)
         loss = _engine.loss_and_grad(self._theta, *self._sizes(), self.return_sequences, X, Y,
                                      h0, lengths, grad)
-        return loss, Gradients(self._views(grad), grad)
+        return loss, Gradients.over(grad, view_spans(*self._sizes()))
 
     def predict(self, X, *, batch_size=4096, lengths=None):
         """Outputs for many sequences, computed ``batch_size`` sequences at a time.
@@ -375,6 +446,15 @@ class RNN:
             As :meth:`forward`: (n, time, output_size) or (n, output_size).
         """
         batch_size = check_int("batch_size", batch_size, 1)
+        ready = self._ready_inputs(X, None, lengths)
+        if ready is not None and ready[0].shape[0] <= batch_size:
+            # One batch: its outputs are the result, with no copy.
+            X, h0, lengths, unbatched = ready
+            outputs = _engine.forward(self._theta, *self._sizes(), self.return_sequences, X,
+                                      h0, lengths)[0]
+            if not self.return_sequences:
+                outputs = outputs[:, 0, :]
+            return outputs[0] if unbatched else outputs
         X, unbatched = check_sequences(X, self.input_size, self.dtype)
         n, steps, _ = X.shape
         lengths = check_sequence_lengths(lengths, n, steps, unbatched)
@@ -382,7 +462,7 @@ class RNN:
                            dtype=self.dtype)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            h0 = np.zeros((self.num_layers, stop - start, self.hidden_size), dtype=self.dtype)
+            h0 = zero_states(self.num_layers, stop - start, self.hidden_size, self.dtype)
             outputs[start:stop] = _engine.forward(self._theta, *self._sizes(),
                                                   self.return_sequences, X[start:stop], h0,
                                                   lengths[start:stop])[0]
