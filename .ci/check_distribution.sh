@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The six distribution checks of issue 6, done by hand on this machine (it has no
+# The six distribution checks, done by hand on this machine (it has no
 # container engine, so cibuildwheel's Linux containers cannot run here: this does
 # what they do, with auditwheel and fresh virtual environments).
 #

@@ -235,7 +235,7 @@ def run(name, load, out):
 def table(rows, out, title):
     out("")
     out(title)
-    out(f"| series | n | persistence | seasonal naive | ridge AR | ARIMA | elman | "
+    out("| series | n | persistence | seasonal naive | ridge AR | ARIMA | elman | "
         f"elman / ridge | elman / best(ridge, ARIMA) | fit s | 90% coverage |")
     out("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -150,3 +150,23 @@ def linear_regression(x, y, train_last, train_rows, last):
     design = np.column_stack([x[train_last], np.ones(len(train_last))])
     coef, *_ = np.linalg.lstsq(design, y[train_rows], rcond=None)
     return np.column_stack([x[last], np.ones(len(last))]) @ coef
+
+
+def append_naive_methods(methods, ridge, y, rows, ahead, season, persistence_known, target,
+                         weather):
+    """Append the ridge autoregression (a ``(predictions, lags)`` pair, or None),
+    seasonal naive and persistence to ``methods``; return persistence's label."""
+    if ridge is not None:
+        predictions, lags = ridge
+        label = (f"ridge autoregression on the last {lags} days' tmax" if weather
+                 else f"ridge autoregression on the last {lags} values of {target}"
+                 if lags > 1 else f"ridge autoregression on the last value of {target}")
+        methods.append((label, predictions))
+    if season is not None and season > 1:
+        unit = "days" if weather else "rows"
+        methods.append((f"seasonal naive (the value {season} {unit} earlier)",
+                        seasonal_naive(y, rows, ahead, season)))
+    persistence_label = ("persistence (tomorrow's tmax = today's)" if weather
+                         else f"persistence (last known {target})")
+    methods.append((persistence_label, y[persistence_known]))
+    return persistence_label

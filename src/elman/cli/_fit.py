@@ -210,19 +210,8 @@ def evaluate_forecaster(forecaster, data, table, target, others, horizon, weathe
         ridge = _baselines.ridge_autoregression(
             y, known(rows), _baselines.ridge_lag_candidates(season, len(train_rows)),
             known(train_rows), train_rows, known(val_rows), val_rows)
-    if ridge is not None:
-        ridge, lags = ridge
-        label = (f"ridge autoregression on the last {lags} days' tmax" if weather
-                 else f"ridge autoregression on the last {lags} values of {target}"
-                 if lags > 1 else f"ridge autoregression on the last value of {target}")
-        methods.append((label, ridge))
-    if season is not None and season > 1:
-        unit = "days" if weather else "rows"
-        methods.append((f"seasonal naive (the value {season} {unit} earlier)",
-                        _baselines.seasonal_naive(y, rows, ahead, season)))
-    persistence_label = ("persistence (tomorrow's tmax = today's)" if weather
-                         else f"persistence (last known {target})")
-    methods.append((persistence_label, y[known(rows)]))
+    persistence_label = _baselines.append_naive_methods(
+        methods, ridge, y, rows, ahead, season, known(rows), target, weather)
 
     scores = {}
     for label, values in methods:

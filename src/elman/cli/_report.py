@@ -63,16 +63,7 @@ def report(out, history, results, table, weather, args):
     unit, unit2 = ("°F", "°F²") if weather else ("", "")
     what = "days" if weather else "rows"
     header = f"test: {len(rows)} {what}, {span(table, rows)}"
-    labels = results["labels"]
-    width = max(len(header), *(len(label) + 2 for label in labels))
-    mse_head = f"MSE{' (' + unit2 + ')' if unit2 else ''}"
-    mae_head = f"MAE{' (' + unit + ')' if unit else ''}"
-    out.write("\n")
-    out.write(f"{header:<{width}}  {mse_head:>10}  {mae_head:>9}\n")
-    for label in labels:
-        method = results["methods"][label]
-        out.write(f"  {label:<{width - 2}}  {_figure(method['mse']):>10}  "
-                  f"{_figure(method['mae']):>9}\n")
+    _write_errors(out, header, results, unit, unit2)
     out.write(verdict(results, what) + "\n")
 
 
@@ -204,6 +195,20 @@ def _part_summary(part):
             f"{part['linear_validation_mse']:.4g})")
 
 
+def _write_errors(out, header, results, unit, unit2):
+    """The table of test errors: a header line, then MSE and MAE of each method."""
+    labels = results["labels"]
+    width = max(len(header), *(len(label) + 2 for label in labels))
+    mse_head = f"MSE{' (' + unit2 + ')' if unit2 else ''}"
+    mae_head = f"MAE{' (' + unit + ')' if unit else ''}"
+    out.write("\n")
+    out.write(f"{header:<{width}}  {mse_head:>10}  {mae_head:>9}\n")
+    for label in labels:
+        method = results["methods"][label]
+        out.write(f"  {label:<{width - 2}}  {_figure(method['mse']):>10}  "
+                  f"{_figure(method['mae']):>9}\n")
+
+
 def _search_summary(forecaster, fit_seconds):
     config = forecaster.config_
     parts = config.get("combination") or [config]
@@ -226,16 +231,7 @@ def report_forecast(out, forecaster, results, table, weather, args, fit_seconds)
     horizon = results["horizon"]
     ahead = "one step ahead" if horizon <= 1 else f"{horizon} steps ahead"
     header = f"test, {ahead}: {len(rows)} {what}, {span(table, rows)}"
-    labels = results["labels"]
-    width = max(len(header), *(len(label) + 2 for label in labels))
-    mse_head = f"MSE{' (' + unit2 + ')' if unit2 else ''}"
-    mae_head = f"MAE{' (' + unit + ')' if unit else ''}"
-    out.write("\n")
-    out.write(f"{header:<{width}}  {mse_head:>10}  {mae_head:>9}\n")
-    for label in labels:
-        method = results["methods"][label]
-        out.write(f"  {label:<{width - 2}}  {_figure(method['mse']):>10}  "
-                  f"{_figure(method['mae']):>9}\n")
+    _write_errors(out, header, results, unit, unit2)
     if "coverage" in results:
         out.write(f"{results['interval']:.0%} interval: covers {results['coverage']:.1%} of "
                   f"the test {what} one step ahead\n")

@@ -104,19 +104,8 @@ def evaluate(model, data, features, target, weather, dates):
         y, known("test"), _baselines.ridge_lag_candidates(season, len(data.predicted["train"])),
         known("train"), data.predicted["train"], known("validation"),
         data.predicted["validation"])
-    if ridge is not None:
-        ridge, lags = ridge
-        label = (f"ridge autoregression on the last {lags} days' tmax" if weather
-                 else f"ridge autoregression on the last {lags} values of {target}"
-                 if lags > 1 else f"ridge autoregression on the last value of {target}")
-        methods.append((label, ridge))
-    if season is not None and season > 1:
-        unit = "days" if weather else "rows"
-        methods.append((f"seasonal naive (the value {season} {unit} earlier)",
-                        _baselines.seasonal_naive(y, rows, ahead, season)))
-    persistence_label = ("persistence (tomorrow's tmax = today's)" if weather
-                         else f"persistence (last known {target})")
-    methods.append((persistence_label, y[known("test")]))
+    persistence_label = _baselines.append_naive_methods(
+        methods, ridge, y, rows, ahead, season, known("test"), target, weather)
 
     table = {}
     for label, predicted in methods:
