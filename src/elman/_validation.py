@@ -6,6 +6,7 @@ expected. Kernels trust what passes.
 """
 
 import math
+from typing import Any
 from numbers import Integral, Real
 
 import numpy as np
@@ -192,8 +193,8 @@ def check_sequences(X, input_size, dtype, name="X"):
 # good share of its time allocating them.
 CACHED_MAX_ELEMENTS = 1 << 14
 CACHED_MAX_SHAPES = 64
-_zero_states = {}
-_full_lengths = {}
+_zero_states: dict[tuple[Any, ...], np.ndarray[Any, Any]] = {}
+_full_lengths: dict[tuple[int, int], np.ndarray[Any, Any]] = {}
 
 
 def _keep(cache, key, array):
