@@ -39,6 +39,7 @@ from types import ModuleType
 import numpy as np
 
 from elman import _backend, _gemm_path
+from elman._typing import Array, FloatArray
 
 # fused when batch == 1 or batch * hidden**2 <= this (bench/bench_dispatch.py).
 FUSED_MAX_BATCH_HIDDEN2 = 2 ** 19
@@ -158,7 +159,8 @@ def route(batch, hidden, kernels=None):
     return found
 
 
-def forward(theta, I, H, O, L, many_to_many, X, h0, lengths):
+def forward(theta: FloatArray, I: int, H: int, O: int, L: int, many_to_many: bool,
+            X: FloatArray, h0: FloatArray, lengths: Array) -> tuple[FloatArray, FloatArray]:
     """Outputs (B, T or 1, O) and last states (L, B, H) of checked inputs, by the
     route for their batch size."""
     batch, steps, _ = X.shape
@@ -169,14 +171,19 @@ def forward(theta, I, H, O, L, many_to_many, X, h0, lengths):
     return Y, h_last
 
 
-def loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
+def loss_and_grad(theta: FloatArray, I: int, H: int, O: int, L: int, many_to_many: bool,
+                  X: FloatArray, Y: FloatArray, h0: FloatArray, lengths: Array,
+                  grad: FloatArray) -> float:
     """Loss of checked inputs, and its gradient written into grad, by the route for
     their batch size."""
-    return route(X.shape[0], H).loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0,
-                                              lengths, grad)
+    loss: float = route(X.shape[0], H).loss_and_grad(theta, I, H, O, L, many_to_many, X, Y,
+                                                     h0, lengths, grad)
+    return loss
 
 
-def forecast(theta, I, H, O, L, X, h0, feedback, future, steps):
+def forecast(theta: FloatArray, I: int, H: int, O: int, L: int, X: FloatArray,
+             h0: FloatArray, feedback: Array, future: FloatArray,
+             steps: int) -> tuple[FloatArray, FloatArray]:
     """Closed-loop forecasts (B, steps, O) and last states (L, B, H) of checked
     inputs, by the route for their batch size."""
     batch = X.shape[0]

@@ -11,9 +11,11 @@ import numpy.typing as npt
 
 #: Anything ``numpy.asarray`` turns into an array: nested lists, tuples, ndarrays.
 ArrayLike = npt.ArrayLike
+#: A dtype, its name or its type: "float64", numpy.float32, ...
+DTypeLike = npt.DTypeLike
 #: An ndarray of float32 or float64 values.
 FloatArray = npt.NDArray[np.floating[Any]]
 #: An ndarray of any dtype.
 Array = npt.NDArray[Any]
 
-__all__ = ["Array", "ArrayLike", "FloatArray"]
+__all__ = ["Array", "ArrayLike", "DTypeLike", "FloatArray"]

@@ -11,6 +11,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from elman._typing import Array, FloatArray
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -54,7 +56,7 @@ def check_float(name, value, minimum=None, allow_none=False, strict=False):
     return value
 
 
-def as_numeric_array(name, value):
+def as_numeric_array(name: str, value: Any) -> Array:
     """np.asarray(value), insisting on real numbers (bool, int, unsigned or float)."""
     if isinstance(value, np.ndarray):
         # A plain view of subclasses: np.matrix keeps no 2-D shape, and a masked
@@ -73,13 +75,13 @@ def as_numeric_array(name, value):
     return array
 
 
-def as_float_array(name, value, dtype, *, finite=True):
+def as_float_array(name: str, value: Any, dtype: Any, *, finite: bool = True) -> FloatArray:
     """C-contiguous float copy-or-view of ``value`` in ``dtype``; finite unless told."""
     array = as_numeric_array(name, value)
     # asarray, not ascontiguousarray, which turns a 0-d array into shape (1,). Overflow
     # in the cast is reported below as a ValueError, so NumPy's warning is silenced.
     with np.errstate(over="ignore"):
-        converted = np.asarray(array, dtype=dtype, order="C")
+        converted: FloatArray = np.asarray(array, dtype=dtype, order="C")
     if finite and not np.isfinite(converted).all():
         if np.isfinite(array).all():
             raise ValueError(
@@ -94,7 +96,7 @@ def shape_text(shape):
     return str(tuple(int(s) for s in shape))
 
 
-def check_lengths(lengths, batch, steps):
+def check_lengths(lengths: Any, batch: int, steps: int) -> Array:
     """(B,) intp array of valid steps per sequence, each in [1, steps]."""
     array = as_numeric_array("lengths", lengths)
     if array.dtype.kind == "f":
@@ -163,7 +165,8 @@ def check_bool(name, value):
 # C-contiguous, in the model's dtype, batched.
 # ---------------------------------------------------------------------------
 
-def check_sequences(X, input_size, dtype, name="X"):
+def check_sequences(X: Any, input_size: int, dtype: Any,
+                    name: str = "X") -> tuple[FloatArray, bool]:
     """(B, T, I) contiguous array in ``dtype``, and whether X was unbatched (T, I).
 
     ``name`` is the argument's name in error messages (``history`` for forecast).
@@ -197,19 +200,19 @@ _zero_states: dict[tuple[Any, ...], np.ndarray[Any, Any]] = {}
 _full_lengths: dict[tuple[int, int], np.ndarray[Any, Any]] = {}
 
 
-def _keep(cache, key, array):
+def _keep(cache: dict[Any, Any], key: Any, array: Array) -> None:
     if array.size <= CACHED_MAX_ELEMENTS:
         if len(cache) >= CACHED_MAX_SHAPES:
             cache.clear()
         cache[key] = array
 
 
-def _read_only(array):
+def _read_only(array: FloatArray) -> FloatArray:
     array.flags.writeable = False
     return array
 
 
-def zero_states(num_layers, batch, hidden_size, dtype):
+def zero_states(num_layers: int, batch: int, hidden_size: int, dtype: Any) -> FloatArray:
     """Read-only zeros (L, B, H) in ``dtype``: the initial state when h0 is None.
 
     Small ones are made once and shared between calls; the kernels only read h0.
@@ -222,7 +225,7 @@ def zero_states(num_layers, batch, hidden_size, dtype):
     return found
 
 
-def full_lengths(batch, steps):
+def full_lengths(batch: int, steps: int) -> Array:
     """Read-only (B,) intp array of ``steps``: every sequence whole (shared, as
     zero_states)."""
     key = (batch, steps)
@@ -233,7 +236,7 @@ def full_lengths(batch, steps):
     return found
 
 
-def ready_array(value, shape, dtype):
+def ready_array(value: Any, shape: tuple[int, ...], dtype: Any) -> FloatArray | None:
     """``value`` itself when the kernels can take it as it is (an ndarray, not a
     subclass, of exactly this shape and dtype, C-contiguous, every value finite);
     otherwise None, and the full checks decide.
@@ -247,7 +250,7 @@ def ready_array(value, shape, dtype):
     return None
 
 
-def all_finite(array):
+def all_finite(array: Array) -> bool:
     """True when every value of a float array is finite (no NaN, no inf).
 
     isfinite and all, never a sum: a sum of large finite values would overflow and
@@ -256,7 +259,8 @@ def all_finite(array):
     return bool(np.isfinite(array).all())
 
 
-def check_initial_state(h0, num_layers, hidden_size, batch, unbatched, dtype):
+def check_initial_state(h0: Any, num_layers: int, hidden_size: int, batch: int,
+                        unbatched: bool, dtype: Any) -> FloatArray:
     """(L, B, H) initial states in ``dtype``; read-only zeros when h0 is None."""
     L, H = num_layers, hidden_size
     if h0 is None:
@@ -273,7 +277,7 @@ def check_initial_state(h0, num_layers, hidden_size, batch, unbatched, dtype):
     return as_float_array("h0", array, dtype)
 
 
-def check_sequence_lengths(lengths, batch, steps, unbatched):
+def check_sequence_lengths(lengths: Any, batch: int, steps: int, unbatched: bool) -> Array:
     """(B,) intp valid steps per sequence; every sequence whole (read-only) when
     lengths is None."""
     if lengths is None:
@@ -283,8 +287,8 @@ def check_sequence_lengths(lengths, batch, steps, unbatched):
     return check_lengths(lengths, batch, steps)
 
 
-def check_targets(Y, output_size, return_sequences, batch, steps, unbatched, lengths,
-                  dtype):
+def check_targets(Y: Any, output_size: int, return_sequences: bool, batch: int, steps: int,
+                  unbatched: bool, lengths: Array, dtype: Any) -> FloatArray:
     """Targets as the kernels take them: (B, T, O), or (B, 1, O) for many-to-one.
 
     A many-to-one model with one output also takes (B,). Targets at padded steps
@@ -292,6 +296,7 @@ def check_targets(Y, output_size, return_sequences, batch, steps, unbatched, len
     """
     O = output_size
     array = as_numeric_array("Y", Y)
+    expected: tuple[int, ...]
     if return_sequences:
         expected = (steps, O) if unbatched else (batch, steps, O)
     else:
@@ -323,8 +328,9 @@ def check_targets(Y, output_size, return_sequences, batch, steps, unbatched, len
     return converted
 
 
-def check_sequence_batch(X, Y, lengths, input_size, output_size, return_sequences, dtype,
-                         unbatched_message):
+def check_sequence_batch(X: Any, Y: Any, lengths: Any, input_size: int, output_size: int,
+                         return_sequences: bool, dtype: Any,
+                         unbatched_message: str) -> tuple[FloatArray, FloatArray, Array]:
     """X (n, T, I), Y and lengths of a batch of sequences (as fit takes them), checked;
     an unbatched X is a ValueError with ``unbatched_message``."""
     X, unbatched = check_sequences(X, input_size, dtype)
@@ -336,7 +342,7 @@ def check_sequence_batch(X, Y, lengths, input_size, output_size, return_sequence
     return X, Y, lengths
 
 
-def check_feedback(feedback, input_size, output_size):
+def check_feedback(feedback: Any, input_size: int, output_size: int) -> Array:
     """(O,) intp: the input column each output feeds, or -1 (see RNN.forecast)."""
     I, O = input_size, output_size
     if feedback is None:
@@ -362,7 +368,8 @@ def check_feedback(feedback, input_size, output_size):
     return np.array(checked, dtype=np.intp)
 
 
-def check_future(future, feedback, input_size, batch, steps, unbatched, dtype):
+def check_future(future: Any, feedback: Array, input_size: int, batch: int, steps: int,
+                 unbatched: bool, dtype: Any) -> FloatArray:
     """(B, steps - 1, I) future inputs of a forecast, fed-back columns zeroed.
 
     Without ``future``, every input column must be fed back (or steps be 1).
@@ -386,9 +393,9 @@ def check_future(future, feedback, input_size, batch, steps, unbatched, dtype):
         )
     if unbatched:
         array = array[None]
-    future = as_float_array("future", array, dtype, finite=False)
-    if not np.isfinite(future[:, :, exogenous]).all():
+    values = as_float_array("future", array, dtype, finite=False)
+    if not np.isfinite(values[:, :, exogenous]).all():
         raise ValueError(f"future contains NaN or inf in exogenous columns {exogenous}")
-    future = future.copy()
-    future[:, :, fed] = 0.0
-    return future
+    values = values.copy()
+    values[:, :, fed] = 0.0
+    return values

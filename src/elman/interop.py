@@ -42,12 +42,16 @@ yours, e.g. ``rnn_prefix="encoder."``, ``head_prefix="head."``, or ``""`` for a 
 ``nn.RNN``'s own state dict.
 """
 
+from __future__ import annotations
+
 import re
+from typing import Any, Mapping
 
 import numpy as np
 
 from elman._validation import check_dtype, check_prefix, shape_text
 from elman.rnn import RNN
+from elman._typing import DTypeLike, FloatArray
 
 __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 
@@ -59,8 +63,8 @@ DEFAULT_HEAD_PREFIX = "fc."
 _TORCH_RNN_KEY = re.compile(r"(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?")
 
 
-def to_torch_state_dict(model, *, rnn_prefix=DEFAULT_RNN_PREFIX,
-                        head_prefix=DEFAULT_HEAD_PREFIX):
+def to_torch_state_dict(model: RNN, *, rnn_prefix: str = DEFAULT_RNN_PREFIX,
+                        head_prefix: str = DEFAULT_HEAD_PREFIX) -> dict[str, FloatArray]:
     """The model's weights under PyTorch's names, as NumPy arrays.
 
     Parameters
@@ -113,9 +117,10 @@ def _as_array(key, value):
     return array
 
 
-def from_torch_state_dict(state_dict, *, rnn_prefix=DEFAULT_RNN_PREFIX,
-                          head_prefix=DEFAULT_HEAD_PREFIX, return_sequences=True,
-                          dtype=None):
+def from_torch_state_dict(state_dict: Mapping[Any, Any], *,
+                          rnn_prefix: str = DEFAULT_RNN_PREFIX,
+                          head_prefix: str = DEFAULT_HEAD_PREFIX, return_sequences: bool = True,
+                          dtype: DTypeLike | None = None) -> RNN:
     """Build an :class:`elman.RNN` from an ``nn.RNN`` + ``nn.Linear`` state dict.
 
     The sizes (input, hidden, output, layers) are read from the shapes.

@@ -9,8 +9,12 @@ a call (compiled loops, BLAS products, or the NumPy twin) is the route table's
 choice (``elman._engine``); arguments are checked once, by ``elman._validation``.
 """
 
+from __future__ import annotations
+
+import os
 import threading
 from types import MethodType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -42,6 +46,10 @@ from elman._validation import (
     shape_text,
     zero_states,
 )
+from elman._typing import Array, ArrayLike, DTypeLike, FloatArray
+
+if TYPE_CHECKING:
+    from elman.optimizers import Optimizer
 
 __all__ = ["Gradients", "INIT_SCHEMES", "RNN"]
 
@@ -57,7 +65,7 @@ class _TrainingFit:
     looked up, not when this module is.
     """
 
-    def __get__(self, model, owner=None):
+    def __get__(self, model: RNN | None, owner: type | None = None) -> Callable[..., Any]:
         from elman.training import fit
 
         return fit if model is None else MethodType(fit, model)
@@ -117,9 +125,13 @@ class RNN:
     (32, 7, 1)
     """
 
-    def __init__(self, input_size, hidden_size, output_size, *, num_layers=1,
-                 return_sequences=True, dtype="float64", seed=None, init="uniform",
-                 init_scale=None, spectral_radius=None):
+    _theta: FloatArray
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, *,
+                 num_layers: int = 1, return_sequences: bool = True,
+                 dtype: DTypeLike = "float64", seed: int | None = None,
+                 init: str = "uniform", init_scale: float | None = None,
+                 spectral_radius: float | None = None) -> None:
         self._configure(input_size, hidden_size, output_size, num_layers=num_layers,
                         return_sequences=return_sequences, dtype=dtype, seed=seed, init=init,
                         init_scale=init_scale, spectral_radius=spectral_radius)
@@ -150,7 +162,8 @@ class RNN:
         self._training_lock = threading.Lock()
 
     @classmethod
-    def _from_parameters(cls, config, weights):
+    def _from_parameters(cls, config: Mapping[str, Any],
+                         weights: Mapping[str, ArrayLike]) -> RNN:
         """A model with this configuration (as :meth:`get_config` returns it) and these
         weights (as :meth:`get_weights` returns them), without drawing initial weights.
 
@@ -195,7 +208,7 @@ class RNN:
                     Whh *= self.spectral_radius / radius
         return theta.astype(self.dtype)
 
-    def _sizes(self):
+    def _sizes(self) -> tuple[int, int, int, int]:
         return self.input_size, self.hidden_size, self.output_size, self.num_layers
 
     def _weight_shapes(self):
@@ -205,7 +218,7 @@ class RNN:
         """Dict of views into a flat vector laid out like the parameters."""
         return named_views(flat, *self._sizes())
 
-    def get_weights(self):
+    def get_weights(self) -> dict[str, FloatArray]:
         """Copies of every weight, by name.
 
         Returns
@@ -216,7 +229,7 @@ class RNN:
         """
         return {name: view.copy() for name, view in self._views(self._theta).items()}
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Mapping[str, ArrayLike]) -> None:
         """Replace every weight; all shapes are checked before anything changes.
 
         Parameters
@@ -252,7 +265,7 @@ class RNN:
         return theta
 
     @property
-    def parameters(self):
+    def parameters(self) -> FloatArray:
         """The flat parameter vector (a read-only view; use set_weights to change it)."""
         view = self._theta.view()
         view.flags.writeable = False
@@ -291,7 +304,8 @@ class RNN:
     # take pass after a few attribute tests and one finiteness test each. Anything
     # else (lengths given, conversion needed, a bad value) goes through the full checks
     # of elman._validation, which alone raise errors; so the errors stay theirs.
-    def _ready_inputs(self, X, h0, lengths):
+    def _ready_inputs(self, X: object, h0: object, lengths: object
+                      ) -> tuple[FloatArray, FloatArray, Array, bool] | None:
         """(X (B, T, I), h0 (L, B, H), lengths, unbatched) when X and h0 need neither a
         conversion nor a copy and lengths is None; otherwise None."""
         if lengths is not None or type(X) is not np.ndarray:
@@ -321,10 +335,12 @@ class RNN:
             X = X.reshape(1, steps, width)
         return X, h0, full_lengths(batch, steps), unbatched
 
-    def _ready_targets(self, Y, batch, steps, unbatched):
+    def _ready_targets(self, Y: object, batch: int, steps: int,
+                       unbatched: bool) -> FloatArray | None:
         """Targets (B, T or 1, O) when Y needs neither a conversion nor a copy; else
         None (whole sequences: every target must be finite)."""
         O = self.output_size
+        shape: tuple[int, ...]
         if self.return_sequences:
             shape = (steps, O) if unbatched else (batch, steps, O)
         elif unbatched:
@@ -338,7 +354,8 @@ class RNN:
             return Y
         return Y.reshape(batch, steps if self.return_sequences else 1, O)
 
-    def forward(self, X, h0=None, *, return_state=False, lengths=None):
+    def forward(self, X: ArrayLike, h0: ArrayLike | None = None, *, return_state: bool = False,
+                lengths: ArrayLike | None = None) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Run the network over whole sequences.
 
         Parameters
@@ -382,7 +399,8 @@ class RNN:
             Y, h_last = Y[0], h_last[:, 0, :]
         return (Y, h_last) if return_state else Y
 
-    def loss_and_grad(self, X, Y, h0=None, *, lengths=None):
+    def loss_and_grad(self, X: ArrayLike, Y: ArrayLike, h0: ArrayLike | None = None, *,
+                      lengths: ArrayLike | None = None) -> tuple[float, Gradients]:
         """Mean squared error and its exact gradient by backpropagation through time.
 
         Parameters
@@ -424,13 +442,15 @@ class RNN:
                               unbatched, lengths, self.dtype)
         else:
             X, h0, lengths, unbatched = ready
+            assert targets is not None  # a None would have made `ready` None above
             Y = targets
         grad = np.empty_like(self._theta)
         loss = _engine.loss_and_grad(self._theta, *self._sizes(), self.return_sequences, X, Y,
                                      h0, lengths, grad)
         return loss, Gradients.over(grad, view_spans(*self._sizes()))
 
-    def predict(self, X, *, batch_size=4096, lengths=None):
+    def predict(self, X: ArrayLike, *, batch_size: int = 4096,
+                lengths: ArrayLike | None = None) -> FloatArray:
         """Outputs for many sequences, computed ``batch_size`` sequences at a time.
 
         Parameters
@@ -454,7 +474,8 @@ class RNN:
                                       h0, lengths)[0]
             if not self.return_sequences:
                 outputs = outputs[:, 0, :]
-            return outputs[0] if unbatched else outputs
+            one_batch: FloatArray = outputs[0] if unbatched else outputs
+            return one_batch
         X, unbatched = check_sequences(X, self.input_size, self.dtype)
         n, steps, _ = X.shape
         lengths = check_sequence_lengths(lengths, n, steps, unbatched)
@@ -468,10 +489,12 @@ class RNN:
                                                   lengths[start:stop])[0]
         if not self.return_sequences:
             outputs = outputs[:, 0, :]
-        return outputs[0] if unbatched else outputs
+        result: FloatArray = outputs[0] if unbatched else outputs
+        return result
 
-    def forecast(self, history, steps, *, h0=None, feedback=None, future=None,
-                 return_state=False):
+    def forecast(self, history: ArrayLike, steps: int, *, h0: ArrayLike | None = None,
+                 feedback: ArrayLike | None = None, future: ArrayLike | None = None,
+                 return_state: bool = False) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Closed-loop forecast: warm up on a history, then feed predictions back.
 
         After the history, each prediction becomes (part of) the next input: output
@@ -523,7 +546,7 @@ class RNN:
     fit = _TrainingFit()
 
     # ------------------------------------------------------------ persistence
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments, as plain Python values."""
         return {
             "input_size": self.input_size,
@@ -538,7 +561,9 @@ class RNN:
             "spectral_radius": self.spectral_radius,
         }
 
-    def save(self, path, *, optimizer=None, extra=None, extra_arrays=None):
+    def save(self, path: str | os.PathLike[str], *, optimizer: Optimizer | None = None,
+             extra: Mapping[str, Any] | None = None,
+             extra_arrays: Mapping[str, ArrayLike] | None = None) -> None:
         """Write the model (and an optimizer's state) to one ``.npz`` file, atomically.
 
         Loading it back never runs code from the file. See
@@ -548,16 +573,16 @@ class RNN:
 
         save(self, path, optimizer=optimizer, extra=extra, extra_arrays=extra_arrays)
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_training_lock"]
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._training_lock = threading.Lock()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extra = "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
         if not self.return_sequences:
             extra += ", return_sequences=False"
@@ -566,7 +591,8 @@ class RNN:
         return (f"RNN({self.input_size}, {self.hidden_size}, {self.output_size}{extra})")
 
     # ----------------------------------------------------------- interoperability
-    def to_torch_state_dict(self, *, rnn_prefix="rnn.", head_prefix="fc."):
+    def to_torch_state_dict(self, *, rnn_prefix: str = "rnn.",
+                            head_prefix: str = "fc.") -> dict[str, FloatArray]:
         """The weights as a ``torch.nn.RNN`` + ``torch.nn.Linear`` state dict of NumPy arrays.
 
         ``bh`` becomes ``bias_ih_l{k}`` and ``bias_hh_l{k}`` is zero. See
@@ -577,8 +603,9 @@ class RNN:
         return to_torch_state_dict(self, rnn_prefix=rnn_prefix, head_prefix=head_prefix)
 
     @classmethod
-    def from_torch_state_dict(cls, state_dict, *, rnn_prefix="rnn.", head_prefix="fc.",
-                              return_sequences=True, dtype=None):
+    def from_torch_state_dict(cls, state_dict: Mapping[Any, Any], *, rnn_prefix: str = "rnn.",
+                              head_prefix: str = "fc.", return_sequences: bool = True,
+                              dtype: DTypeLike | None = None) -> RNN:
         """A model from a ``torch.nn.RNN`` + ``torch.nn.Linear`` state dict (arrays or tensors).
 
         Sizes come from the shapes; ``bh = bias_ih + bias_hh``. See
