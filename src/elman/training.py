@@ -16,11 +16,14 @@ them to the model and the optimizer after each completed call: an interrupt or a
 error at any moment leaves both at the last completed step.
 """
 
+from __future__ import annotations
+
 import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -28,7 +31,11 @@ from elman import _engine
 from elman._update import apply_update, clip_flat
 from elman._validation import check_float, check_int, check_sequence_batch
 from elman.exceptions import TrainingDivergedError
-from elman.optimizers import get_optimizer
+from elman.optimizers import Optimizer, get_optimizer
+from elman._typing import ArrayLike
+
+if TYPE_CHECKING:
+    from elman.rnn import RNN
 
 __all__ = ["History", "TrainingDivergedError", "fit"]
 
@@ -60,24 +67,24 @@ class History:
         Optimizer updates applied in this call.
     """
 
-    loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    epoch_time: list = field(default_factory=list)
-    best_epoch: object = None
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
     stopped_early: bool = False
     interrupted: bool = False
     steps: int = 0
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         """Completed epochs."""
         return len(self.loss)
 
     @property
-    def total_time(self):
+    def total_time(self) -> float:
         return float(sum(self.epoch_time))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         # The per-epoch lists can be thousands long: show their size and last values.
         parts = [f"epochs={self.epochs}"]
         if self.loss:
@@ -93,7 +100,7 @@ class History:
         parts.append(f"total_time={self.total_time:.3g}s")
         return f"History({', '.join(parts)})"
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {
             "loss": list(self.loss),
             "val_loss": list(self.val_loss),
@@ -107,7 +114,7 @@ class History:
 
 # Early-stopping settings when fit is given early_stopping=True (RNNRegressor's
 # patience default is the same 5 epochs).
-EARLY_STOPPING_DEFAULTS = {"patience": 5, "min_delta": 0.0, "restore_best": True}
+EARLY_STOPPING_DEFAULTS: dict[str, Any] = {"patience": 5, "min_delta": 0.0, "restore_best": True}
 
 
 def _check_early_stopping(early_stopping, has_validation):
@@ -205,10 +212,15 @@ class _Progress:
             self.stream.flush()
 
 
-def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
-        clip_value=None, clip_norm=None, shuffle=True, seed=None, validation_data=None,
-        early_stopping=None, callbacks=None, verbose=0, lengths=None, tbptt=None,
-        checkpoint=None, checkpoint_every=1, resume=False):
+def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size: int = 32,
+        optimizer: str | Optimizer = "adam", lr: float | None = None,
+        clip_value: float | None = None, clip_norm: float | None = None, shuffle: bool = True,
+        seed: int | None = None, validation_data: tuple[ArrayLike, ...] | None = None,
+        early_stopping: bool | int | Mapping[str, Any] | None = None,
+        callbacks: Sequence[Callable[[int, dict[str, Any]], bool | None]] | None = None,
+        verbose: Literal[0, 1, 2] = 0, lengths: ArrayLike | None = None,
+        tbptt: int | None = None, checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1, resume: bool = False) -> History:
     """Train ``model`` on sequences by mini-batch gradient descent with exact BPTT.
 
     Parameters
@@ -351,9 +363,11 @@ def fit(model, X, Y, *, epochs=10, batch_size=32, optimizer="adam", lr=None,
         raise RuntimeError("fit is already running on this model in another thread; a "
                            "model can be trained by one thread at a time")
     try:
-        return _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value or 0.0,
-                      clip_norm or 0.0, shuffle, seed, validation, stopping, callbacks,
-                      verbose, tbptt, checkpointing)
+        history: History = _train(model, X, Y, lengths, epochs, batch_size, optimizer,
+                                  clip_value or 0.0, clip_norm or 0.0, shuffle, seed,
+                                  validation, stopping, callbacks, verbose, tbptt,
+                                  checkpointing)
+        return history
     finally:
         model._training_lock.release()
 
