@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from elman._typing import FloatArray
+
 SGD_CODE = 0
 ADAM_CODE = 1
 
@@ -62,7 +64,8 @@ def apply_update(code, theta, grad, hyper, state, step_count):
     theta -= step_size * m / denom
 
 
-def clip_flat(grad, clip_value, clip_norm):
+def clip_flat(grad: FloatArray, clip_value: float,
+              clip_norm: float) -> float:
     """Clip a flat gradient in place; returns its norm before norm clipping.
 
     ``clip_value``/``clip_norm`` of 0 mean no clipping of that kind.

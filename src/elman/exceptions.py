@@ -4,6 +4,13 @@ Each is also importable from the module that raises it (``elman.training``,
 ``elman.model_file``), where it has always lived.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from elman.training import History
+
 
 class TrainingDivergedError(FloatingPointError):
     """The loss, a gradient or the updated weights became NaN or infinite in ``fit``.
@@ -12,7 +19,7 @@ class TrainingDivergedError(FloatingPointError):
     ``history`` holds what was recorded up to then.
     """
 
-    def __init__(self, message, history):
+    def __init__(self, message: str, history: History) -> None:
         super().__init__(message)
         self.history = history
 

@@ -14,9 +14,17 @@ Optimizers can be used on their own, in a hand-written loop::
         opt.step(model, grads)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
 import numpy as np
 
 from elman._layout import Gradients
+from elman._typing import Array, ArrayLike, DTypeLike, FloatArray
+
+if TYPE_CHECKING:
+    from elman.rnn import RNN
 from elman._update import (  # noqa: F401  (re-exported: elman.optimizers has always had them)
     ADAM_CODE,
     HYPER_BETA1,
@@ -45,20 +53,20 @@ class Optimizer:
     one optimizer serves one model.
     """
 
-    code = None
+    code: int | None = None
 
-    def __init__(self, lr, weight_decay=0.0):
+    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
         self.lr = check_positive("lr", lr)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
-        self.state = None
+        self.state: FloatArray | None = None
         self.step_count = np.zeros(1, dtype=np.int64)
 
     # -- what the kernels read -------------------------------------------------
-    def hyperparameters(self):
+    def hyperparameters(self) -> FloatArray:
         """float64 vector [lr, beta1 or momentum, beta2, eps, weight_decay]."""
         raise NotImplementedError
 
-    def prepare(self, n_params, dtype):
+    def prepare(self, n_params: int, dtype: DTypeLike) -> FloatArray:
         """Allocate (or check) the state for ``n_params`` parameters of ``dtype``."""
         dtype = np.dtype(dtype)
         if self.state is None:
@@ -71,13 +79,14 @@ class Optimizer:
             )
         return self.state
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the moments and the step count."""
         self.state = None
         self.step_count[0] = 0
 
     # -- use on its own --------------------------------------------------------
-    def step(self, params, grads):
+    def step(self, params: RNN | dict[str, Array] | Array,
+             grads: Mapping[str, ArrayLike] | ArrayLike) -> None:
         """Apply one update in place.
 
         Parameters
@@ -133,24 +142,24 @@ class Optimizer:
             grad_array = grad_array.astype(params.dtype)
         self._step_flat(params, grad_array)
 
-    def _step_flat(self, theta, grad):
+    def _step_flat(self, theta: FloatArray, grad: FloatArray) -> None:
         self.prepare(theta.shape[0], theta.dtype)
         apply_update(self.code, theta, grad, self.hyperparameters(), self.state,
                      self.step_count)
 
     # -- saving ----------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments, as plain Python values."""
         raise NotImplementedError
 
-    def get_state(self):
+    def get_state(self) -> dict[str, Any]:
         """Moments and step count (copies), for saving beside the model."""
         return {
             "state": None if self.state is None else self.state.copy(),
             "step_count": int(self.step_count[0]),
         }
 
-    def set_state(self, saved):
+    def set_state(self, saved: Mapping[str, Any]) -> None:
         """Restore what :meth:`get_state` returned."""
         state = saved.get("state")
         self.state = None if state is None else np.array(state, copy=True)
@@ -161,7 +170,7 @@ class Optimizer:
             raise ValueError(f"step_count must be >= 0; got {step}")
         self.step_count[0] = step
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
@@ -175,14 +184,15 @@ class SGD(Optimizer):
 
     code = SGD_CODE
 
-    def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
         self.momentum = check_unit_interval("momentum", momentum)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> FloatArray:
         return np.array([self.lr, self.momentum, 0.0, 0.0, self.weight_decay])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
 
 
@@ -194,7 +204,8 @@ class Adam(Optimizer):
 
     code = ADAM_CODE
 
-    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of floats; got {betas!r}")
@@ -202,18 +213,18 @@ class Adam(Optimizer):
                       check_unit_interval("betas[1]", betas[1]))
         self.eps = check_positive("eps", eps)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> FloatArray:
         return np.array([self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
 
 
-def get_optimizer(optimizer, lr=None):
+def get_optimizer(optimizer: str | Optimizer, lr: float | None = None) -> Optimizer:
     """An Optimizer from a name ('sgd', 'momentum', 'adam') or an instance."""
     if isinstance(optimizer, Optimizer):
         if lr is not None:
@@ -225,7 +236,7 @@ def get_optimizer(optimizer, lr=None):
             f"got {type(optimizer).__name__}"
         )
     name = optimizer.lower()
-    kwargs = {} if lr is None else {"lr": lr}
+    kwargs: dict[str, float] = {} if lr is None else {"lr": lr}
     if name == "momentum":
         return SGD(momentum=0.9, **kwargs)
     if name not in OPTIMIZERS:
@@ -233,7 +244,7 @@ def get_optimizer(optimizer, lr=None):
     return OPTIMIZERS[name](**kwargs)
 
 
-def optimizer_from_config(name, config):
+def optimizer_from_config(name: str, config: Mapping[str, Any]) -> Optimizer:
     """Rebuild an optimizer saved with its class name and :meth:`get_config`."""
     classes = {cls.__name__: cls for cls in (SGD, Adam)}
     if name not in classes:
@@ -244,7 +255,8 @@ def optimizer_from_config(name, config):
     return classes[name](**config)
 
 
-def clip_gradients(grads, value=None, norm=None):
+def clip_gradients(grads: Mapping[str, Array] | Array, value: float | None = None,
+                   norm: float | None = None) -> float:
     """Clip gradients in place: elementwise to [-value, value], then by global norm.
 
     Parameters
