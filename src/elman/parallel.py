@@ -13,13 +13,15 @@ the models and histories are the same bit for bit whatever the joblib backend an
 the number of workers, and the same as with ``n_jobs=1``.
 """
 
+from __future__ import annotations
+
 import copy
 import inspect
 import os
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator, Sequence, cast
 
 import numpy as np
 
@@ -125,38 +127,38 @@ class FitManyResult:
         The kernel backend every task ran on ("cython" or "numpy").
     """
 
-    def __init__(self, results, seed, backend):
+    def __init__(self, results: Iterable[TaskResult], seed: int, backend: str) -> None:
         self.results = list(results)
         self.seed = seed
         self.backend = backend
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.results)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> TaskResult:
         return self.results[index]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[TaskResult]:
         return iter(self.results)
 
     @property
-    def models(self):
+    def models(self) -> list[RNN | None]:
         return [r.model for r in self.results]
 
     @property
-    def histories(self):
+    def histories(self) -> list[History | None]:
         return [r.history for r in self.results]
 
     @property
-    def errors(self):
+    def errors(self) -> dict[int, str]:
         return {r.index: r.error for r in self.results if r.error is not None}
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         """True when every task succeeded."""
         return all(r.error is None for r in self.results)
 
-    def raise_errors(self):
+    def raise_errors(self) -> FitManyResult:
         """Raise RuntimeError listing the failed tasks, if any; else return self.
 
         For callers that want all-or-nothing: ``models = fit_many(...).raise_errors().models``.
@@ -169,7 +171,7 @@ class FitManyResult:
                                f"failed: {shown}{more}")
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"FitManyResult({len(self.results)} tasks, {len(self.errors)} failed, "
                 f"backend={self.backend!r})")
 
@@ -281,8 +283,11 @@ def _fit_task(index, task, settings, seeds, backend, template):
     return TaskResult(index, model=model, history=history, seeds=seeds, kernels=kernels)
 
 
-def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
-             hidden_size=None, model=None, n_jobs=-1, seed=None, **kwargs):
+def fit_many(data: Iterable[Any],
+             params: dict[str, Any] | Sequence[dict[str, Any]] | None = None, *,
+             window: int | None = None, horizon: int = 1, many_to_many: bool | None = None,
+             hidden_size: int | None = None, model: RNN | None = None, n_jobs: int | None = -1,
+             seed: int | None = None, **kwargs: Any) -> FitManyResult:
     """Train one model per series, per (X, Y) pair or per setting, in parallel.
 
     Parameters
@@ -418,6 +423,7 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
         raise TypeError(f"data must be a sequence of tasks (series or (X, Y) pairs); got "
                         f"{type(data).__name__}") from None
 
+    task_params: list[dict[str, Any]]
     if params is None:
         task_params = [{}]
     elif isinstance(params, dict):
@@ -457,7 +463,8 @@ def fit_many(data, params=None, *, window=None, horizon=1, many_to_many=None,
             f"entry) or one params dict (applied to every task)"
         )
 
-    root = np.random.SeedSequence().entropy if seed is None else seed
+    # Fresh entropy is one int (SeedSequence types it more widely).
+    root = cast(int, np.random.SeedSequence().entropy) if seed is None else seed
     seeds = _task_seeds(root, len(pairs))
     backend = _backend.active_name()
     settings = [_task_checkpoint(i, {**common, **entry}) for i, (_, entry) in enumerate(pairs)]
