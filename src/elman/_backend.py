@@ -15,10 +15,13 @@ the current thread or task only, which is how the test suite runs every test on
 both backends in one process.
 """
 
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import importlib
 import os
+from typing import Iterator
 
 BACKEND_NAMES = ("cython", "numpy")
 
@@ -119,7 +122,7 @@ _MODULES = {_DEFAULT_NAME: _DEFAULT_MODULE}
 _ACTIVE = contextvars.ContextVar("elman_backend", default=(_DEFAULT_NAME, _DEFAULT_MODULE))
 
 
-def compiled_available():
+def compiled_available() -> bool:
     """True when the compiled kernels import on this machine."""
     try:
         get_kernels("cython")
@@ -146,7 +149,7 @@ def active_name():
 
 
 @contextlib.contextmanager
-def use_backend(name):
+def use_backend(name: str) -> Iterator[None]:
     """Run the enclosed block on backend ``name`` ('cython' or 'numpy').
 
     The switch applies to the current thread (or asyncio task) only; other threads

@@ -11,9 +11,11 @@ so that an optimizer step or a gradient clip is one operation on one array. The
 kernels (``_kernels.pyx`` and its twin) walk the same layout with offsets.
 """
 
+from __future__ import annotations
+
 import functools
 import math
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 
 def parameter_count(I, H, O, L):
@@ -91,13 +93,13 @@ class Gradients(dict[str, Any]):
     ordinary dict again.
     """
 
-    def __init__(self, views, flat):
+    def __init__(self, views: Mapping[str, Any], flat: Any) -> None:
         super().__init__(views)
         self.flat = flat
         self._views = tuple(views.values())
 
     @classmethod
-    def over(cls, flat, spans):
+    def over(cls, flat: Any, spans: tuple[Sequence[str], Sequence[Any]]) -> Gradients:
         """Gradients whose entries are views into ``flat``; ``spans`` is
         :func:`view_spans` of the sizes of the model it is laid out for."""
         names, places = spans
@@ -109,7 +111,7 @@ class Gradients(dict[str, Any]):
         grads._views = views
         return grads
 
-    def intact(self):
+    def intact(self) -> bool:
         """True while every entry is still the original view into ``flat``."""
         return (len(self) == len(self._views)
                 and all(a is b for a, b in zip(self.values(), self._views)))

@@ -30,11 +30,15 @@ last 7 days of ``tmax``, ``tmin`` and ``rain``)::
     # tmax_pred = y_scaler.inverse_transform(model.predict(X_test))
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, Mapping, Self
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from elman._typing import ArrayLike, FloatArray
 from elman._validation import as_numeric_array, check_float, check_int
 
 __all__ = [
@@ -90,7 +94,9 @@ def _read_only(array):
 # --------------------------------------------------------------------------------------
 
 
-def sliding_windows(series, window, *, targets=None, horizon=1, many_to_many=True):
+def sliding_windows(series: ArrayLike, window: int, *, targets: ArrayLike | None = None,
+                    horizon: int = 1,
+                    many_to_many: bool = True) -> tuple[FloatArray, FloatArray]:
     """Cut a series into overlapping windows with next-step or last-step targets.
 
     With ``x = series`` and ``y = targets`` (``y = x`` when `targets` is None), window
@@ -267,7 +273,9 @@ def _rows(array, start, stop):
     return np.asarray(array)[start:stop]
 
 
-def train_val_test_split(*arrays, fractions=(0.7, 0.15, 0.15)):
+def train_val_test_split(*arrays: Any,
+                         fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+                         ) -> tuple[Any, ...]:
     """Split aligned arrays into consecutive train, validation and test parts.
 
     The first rows go to training, the next to validation and the last to test:
@@ -338,7 +346,7 @@ def train_val_test_split(*arrays, fractions=(0.7, 0.15, 0.15)):
                 f"{n} rows are too few to split with fractions={fractions!r}: the {part} part "
                 "would be empty"
             )
-    parts = []
+    parts: list[Any] = []
     for array in arrays:
         parts.extend(
             (_rows(array, 0, train_end), _rows(array, train_end, val_end), _rows(array, val_end, n))
@@ -360,8 +368,28 @@ class _Scaler:
 
     _REQUIRED_KEYS: tuple[str, ...] = ()
     _STATE_KEYS: tuple[str, ...] = ()
+    # Set by fit (so absent, and hasattr False, until then).
+    n_features_in_: int
+    n_samples_seen_: int
 
-    def fit(self, X):
+    # What each scaler defines.
+    def _fit_statistics(self, samples: FloatArray, has_nan: bool) -> None:
+        raise NotImplementedError
+
+    def _forward(self, array: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def _backward(self, array: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_state_arrays(cls, state: Mapping[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def fit(self, X: ArrayLike) -> Self:
         """Compute the per-feature statistics of `X` (training data only).
 
         Parameters
@@ -401,7 +429,7 @@ class _Scaler:
         self.n_samples_seen_ = samples.shape[0]
         return self
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> FloatArray:
         """Scale `X` along its last axis with the fitted statistics.
 
         Parameters
@@ -415,7 +443,7 @@ class _Scaler:
         array, dtype = self._check_input(X, "transform")
         return self._forward(array).astype(dtype, copy=False)
 
-    def fit_transform(self, X):
+    def fit_transform(self, X: ArrayLike) -> FloatArray:
         """Fit on `X`, then transform it. Same as ``fit(X).transform(X)``.
 
         Parameters
@@ -428,7 +456,7 @@ class _Scaler:
         """
         return self.fit(X).transform(X)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> FloatArray:
         """Map scaled values back to the original units (the inverse of :meth:`transform`).
 
         Parameters
@@ -473,7 +501,7 @@ class _Scaler:
         dtype = np.float32 if array.dtype == np.float32 else np.float64
         return array, dtype
 
-    def get_state(self):
+    def get_state(self) -> dict[str, Any]:
         """Return the fitted statistics as plain NumPy arrays.
 
         Returns
@@ -491,7 +519,7 @@ class _Scaler:
         return state
 
     @classmethod
-    def from_state(cls, state):
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
         """Rebuild a fitted scaler from :meth:`get_state`'s output.
 
         Parameters
@@ -533,7 +561,7 @@ class _Scaler:
         )
         return scaler
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         name = type(self).__name__
         params = self._params_repr()
         if not self._is_fitted():
@@ -700,7 +728,7 @@ class MinMaxScaler(_Scaler):
     _REQUIRED_KEYS = ("data_min", "data_max")
     _STATE_KEYS = ("data_min", "data_max", "feature_range", "n_samples_seen")
 
-    def __init__(self, feature_range=(0.0, 1.0)):
+    def __init__(self, feature_range: tuple[float, float] = (0.0, 1.0)) -> None:
         self.feature_range = _check_feature_range(feature_range)
 
     def _fit_statistics(self, samples, has_nan):
