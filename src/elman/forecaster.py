@@ -12,10 +12,14 @@ save it to the same safe model file as an ``RNN``.
     (12,)
 """
 
+from __future__ import annotations
+
 import math
+import os
 import time
 from dataclasses import dataclass
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, Mapping, Self, Sequence
 
 import numpy as np
 
@@ -26,7 +30,12 @@ from elman._forecasting.search import (ALPHAS, candidate_transforms, choose_line
                                        default_grid, mse, one_step_original, refit_member,
                                        scaled_linear, significantly_better, train_members)
 from elman._forecasting.transforms import TRANSFORMS, Transform, detect_season
+from elman._typing import FloatArray, SeriesLike
 from elman._validation import as_float_array, check_float, check_int, shape_text
+
+if TYPE_CHECKING:
+    from elman.optimizers import Optimizer
+    from elman.rnn import RNN
 
 __all__ = ["Forecaster", "BacktestResult", "load"]
 
@@ -91,7 +100,7 @@ class BacktestResult:
     interval: float | None = None
     coverage: np.ndarray | None = None
 
-    def as_table(self):
+    def as_table(self) -> str:
         """The results as text: one line per horizon."""
         header = f"{'h':>3} {'n':>6} {'mse':>12} {'mae':>10} {'persist mse':>12} " \
                  f"{'snaive mse':>12}"
@@ -225,9 +234,11 @@ class Forecaster:
     with features instead of inventing their future values.
     """
 
-    def __init__(self, *, window=None, hidden_size=None, transform=None, season=None, lr=None,
-                 epochs=None, ensemble=None, interval=None, fast=False, seed=0, n_jobs=None,
-                 verbose=0):
+    def __init__(self, *, window: int | None = None, hidden_size: int | None = None,
+                 transform: str | None = None, season: int | None = None,
+                 lr: float | None = None, epochs: int | None = None,
+                 ensemble: int | None = None, interval: float | None = None, fast: bool = False,
+                 seed: int = 0, n_jobs: int | None = None, verbose: int = 0) -> None:
         self.window = window
         self.hidden_size = hidden_size
         self.transform = transform
@@ -293,7 +304,8 @@ class Forecaster:
                              f"{method}()")
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, data, *, target=None, features=None):
+    def fit(self, data: SeriesLike, *, target: str | int | None = None,
+            features: Sequence[str | int] | None = None) -> Self:
         """Choose a configuration on the last part of ``data``, then fit on all of it.
 
         Parameters
@@ -518,7 +530,9 @@ class Forecaster:
         _check_level("interval", level)
         return level
 
-    def predict(self, steps=1, *, interval=None, data=None):
+    def predict(self, steps: int = 1, *, interval: float | None = None,
+                data: SeriesLike | None = None
+                ) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
         """Forecast the next ``steps`` rows after the data's end, in original units.
 
         Parameters
@@ -549,13 +563,14 @@ class Forecaster:
         if len(y) < needed:
             raise ValueError(f"data must have at least {needed} rows (the model's history); "
                              f"got {len(y)}")
-        point = self._pipeline.paths(y, feats, np.array([len(y)]), steps)[0]
+        point: FloatArray = self._pipeline.paths(y, feats, np.array([len(y)]), steps)[0]
         if level is None:
             return point
         widths = _intervals.half_widths(self._calibration, level, steps)
         return (point, *_intervals.bounds(point, widths, self._pipeline.log))
 
-    def predict_one_step(self, data, *, interval=None):
+    def predict_one_step(self, data: SeriesLike, *, interval: float | None = None
+                         ) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
         """One-step predictions for every row of ``data`` from the rows before it.
 
         Parameters
@@ -583,7 +598,8 @@ class Forecaster:
         widths = _intervals.half_widths(self._calibration, level, 1)
         return (point, *_intervals.bounds(point, widths[0], self._pipeline.log))
 
-    def backtest(self, data, *, start, horizon=None, interval=None):
+    def backtest(self, data: SeriesLike, *, start: int, horizon: int | None = None,
+                 interval: float | None = None) -> BacktestResult:
         """Rolling-origin closed-loop evaluation on the rows >= ``start`` of ``data``.
 
         From every origin ``o`` in ``start .. n-1`` the model forecasts rows ``o ..
@@ -631,7 +647,7 @@ class Forecaster:
         back = season * np.ceil((h + 1) / season).astype(int)
         seasonal = y[targets - back[None, :]]
 
-        def errors(forecast):
+        def errors(forecast: FloatArray) -> tuple[FloatArray, FloatArray]:
             diff = np.where(inside, forecast - actual, np.nan)
             return np.nanmean(diff ** 2, axis=0), np.nanmean(np.abs(diff), axis=0)
 
@@ -647,7 +663,8 @@ class Forecaster:
         return result
 
     # ------------------------------------------------------------ persistence
-    def save(self, path, *, metadata=None):
+    def save(self, path: str | os.PathLike[str], *,
+             metadata: Mapping[str, Any] | None = None) -> None:
         """Write the fitted forecaster to one model file (no pickle), atomically.
 
         ``Forecaster.load(path)`` and ``elman.load(path)`` read it back; the
@@ -691,7 +708,7 @@ class Forecaster:
         model_file.save(first, path, extra={FILE_KEY: meta}, extra_arrays=arrays)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> Forecaster:
         """Read a forecaster written by :meth:`save`.
 
         Raises
@@ -704,7 +721,8 @@ class Forecaster:
         if not loaded.extra or FILE_KEY not in loaded.extra:
             raise ValueError(f"{path}: this model file holds a bare elman.RNN, not a "
                              f"Forecaster; read it with elman.load(path)")
-        return cls._from_loaded(loaded, path)
+        forecaster: Forecaster = cls._from_loaded(loaded, path)
+        return forecaster
 
     @classmethod
     def _from_loaded(cls, loaded, path):
@@ -735,7 +753,8 @@ class Forecaster:
         return forecaster
 
 
-def load(path, *, with_optimizer=False):
+def load(path: str | os.PathLike[str], *, with_optimizer: bool = False
+         ) -> Forecaster | RNN | tuple[Forecaster | RNN, Optimizer | None]:
     """Read a model file: a :class:`Forecaster` if one wrote it, else an ``elman.RNN``.
 
     Parameters
