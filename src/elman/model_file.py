@@ -49,6 +49,8 @@ together must fit in the file, so the arrays elman allocates never add up to mor
 than the file's size on disk.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import math
@@ -61,6 +63,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from numbers import Integral, Real
+from typing import Any, Mapping
 
 import numpy as np
 import numpy.lib.format as npy_format
@@ -71,6 +74,7 @@ from elman._version import __version__
 from elman.exceptions import ModelFileError
 from elman.optimizers import Optimizer, optimizer_from_config
 from elman.rnn import INIT_SCHEMES, RNN
+from elman._typing import Array, ArrayLike
 
 __all__ = [
     "FORMAT_NAME",
@@ -162,9 +166,9 @@ class LoadedModel:
     """
 
     model: RNN
-    optimizer: Optimizer = None
-    extra: dict = None
-    extra_arrays: dict = field(default_factory=dict)
+    optimizer: Optimizer | None = None
+    extra: dict[str, Any] | None = None
+    extra_arrays: dict[str, Array] = field(default_factory=dict)
     elman_version: str = ""
     format_version: int = FORMAT_VERSION
 
@@ -172,7 +176,9 @@ class LoadedModel:
 # =============================================================================
 # Saving
 # =============================================================================
-def save(model, path, *, optimizer=None, extra=None, extra_arrays=None):
+def save(model: RNN, path: str | os.PathLike[str], *, optimizer: Optimizer | None = None,
+         extra: Mapping[str, Any] | None = None,
+         extra_arrays: Mapping[str, ArrayLike] | None = None) -> None:
     """Write a model (and optionally its optimizer and metadata) to one file, atomically.
 
     The file is written to a temporary file in the same directory, flushed and
@@ -445,7 +451,8 @@ def _fsync_directory(directory):
 # =============================================================================
 # Loading
 # =============================================================================
-def load(path, *, with_optimizer=False):
+def load(path: str | os.PathLike[str], *,
+         with_optimizer: bool = False) -> RNN | tuple[RNN, Optimizer | None]:
     """Read a model saved by :func:`save` (or ``RNN.save``), without pickle.
 
     Parameters
@@ -482,7 +489,7 @@ def load(path, *, with_optimizer=False):
     return loaded.model
 
 
-def load_with_metadata(path):
+def load_with_metadata(path: str | os.PathLike[str]) -> LoadedModel:
     """Read everything a model file holds: model, optimizer and metadata.
 
     Parameters
@@ -500,10 +507,11 @@ def load_with_metadata(path):
     ModelFileError, OSError
         As :func:`load`.
     """
-    return _read(path, read_arrays=True)
+    loaded: LoadedModel = _read(path, read_arrays=True)
+    return loaded
 
 
-def read_metadata(path):
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The validated JSON header of a model file, without reading its arrays.
 
     The archive's structure and every member's ``.npy`` header are checked as
@@ -526,7 +534,8 @@ def read_metadata(path):
     ModelFileError, OSError
         As :func:`load`.
     """
-    return _read(path, read_arrays=False)
+    header: dict[str, Any] = _read(path, read_arrays=False)
+    return header
 
 
 def _read(path, read_arrays):
