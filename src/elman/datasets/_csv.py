@@ -1,9 +1,12 @@
 """Read a CSV file of numbers (plus an optional date column) into a Dataset."""
 
+from __future__ import annotations
+
 import csv
 import gzip
 import io
 import os
+from typing import IO, Sequence
 
 import numpy as np
 
@@ -29,8 +32,10 @@ _DELIMITERS = (",", ";", "\t", "|")
 
 
 def load_csv(
-    path, *, columns=None, date_column="auto", fill="ffill", delimiter=",", skip_text=False
-):
+    path: str | bytes | os.PathLike[str] | IO[str], *, columns: Sequence[str] | str | None = None,
+    date_column: str | None = "auto", fill: str | None = "ffill", delimiter: str = ",",
+    skip_text: bool = False,
+) -> Dataset:
     """Read a CSV file of numeric columns (and an optional date column).
 
     Parsed with the standard library's ``csv`` module and NumPy; nothing in the file
@@ -126,7 +131,7 @@ def load_csv(
 
     if hasattr(path, "read"):
         source = getattr(path, "name", None) or "<file>"
-        return _read_csv(
+        from_stream: Dataset = _read_csv(
             path,
             os.fspath(source) if isinstance(source, os.PathLike) else str(source),
             columns,
@@ -135,6 +140,7 @@ def load_csv(
             delimiter,
             skip_text,
         )
+        return from_stream
     try:
         filename = os.fspath(path)
     except TypeError:
@@ -149,7 +155,9 @@ def load_csv(
     else:
         opener = open(filename, encoding="utf-8-sig", newline="")
     with opener as stream:
-        return _read_csv(stream, source, columns, date_column, fill, delimiter, skip_text)
+        from_file: Dataset = _read_csv(stream, source, columns, date_column, fill, delimiter,
+                                       skip_text)
+        return from_file
 
 
 def _check_fill(fill):

@@ -7,9 +7,14 @@ named like a year). Months and quarters become ``datetime64[M]``, years
 ``datetime64[Y]``, plain dates ``datetime64[D]``.
 """
 
+from __future__ import annotations
+
 import re
+from typing import Any
 
 import numpy as np
+
+from elman._typing import Array, ArrayLike
 
 __all__ = ["parse_dates", "looks_like_date", "is_year_name", "future_dates", "format_dates"]
 
@@ -99,7 +104,7 @@ def _days_in_month(month_index):
     return ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(np.int64)
 
 
-def future_dates(dates, count):
+def future_dates(dates: ArrayLike, count: int) -> Array | None:
     """The `count` dates after the last of `dates`, following the calendar.
 
     Parameters
@@ -124,12 +129,16 @@ def future_dates(dates, count):
     dates = np.asarray(dates)
     if dates.dtype.kind != "M" or dates.ndim != 1 or len(dates) < 2:
         return None
-    unit = np.datetime_data(dates.dtype)[0]
+    # A unit code ("D", "M", ...); NumPy's stubs type it as any str.
+    unit: Any = np.datetime_data(dates.dtype)[0]
     ahead = np.arange(1, count + 1)
     steps = np.diff(dates).astype(np.int64)
     if unit in ("Y", "M"):
         step = int(np.median(steps))
-        return dates[-1] + ahead * np.timedelta64(step, unit) if step > 0 else None
+        if step <= 0:
+            return None
+        by_calendar_unit: Array = dates[-1] + ahead * np.timedelta64(step, unit)
+        return by_calendar_unit
     months, days = _month_index(dates)
     month_steps = np.diff(months)
     day_steps = np.diff(dates.astype("datetime64[D]")).astype(np.int64)
@@ -146,15 +155,18 @@ def future_dates(dates, count):
                 future_months.astype("datetime64[M]").astype("datetime64[D]")
                 + (future_days - 1).astype("timedelta64[D]")
             )
-            return (result + time_of_day[0]).astype(dates.dtype)
+            same_day: Array = (result + time_of_day[0]).astype(dates.dtype)
+            return same_day
     if unit == "D" and np.median(day_steps) == 1 and len(dates) >= 10:
         weekdays = (dates.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday 0
         if (weekdays < 5).all():  # business days: the next ones skip weekends
-            return np.busday_offset(dates[-1], ahead, roll="forward")
+            business_days: Array = np.busday_offset(dates[-1], ahead, roll="forward")
+            return business_days
     step = int(np.median(steps))
     if step <= 0:
         return None
-    return dates[-1] + ahead * np.timedelta64(step, unit)
+    by_median_step: Array = dates[-1] + ahead * np.timedelta64(step, unit)
+    return by_median_step
 
 
 def format_dates(dates):

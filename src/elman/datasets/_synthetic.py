@@ -1,13 +1,17 @@
 """Synthetic series for tutorials and tests, reproducible from a seed."""
 
+from __future__ import annotations
+
 import numpy as np
 
+from elman._typing import FloatArray
 from elman._validation import check_float, check_int
 
 __all__ = ["ar2", "sine_walk_seasonal", "geometric_random_walk"]
 
 
-def ar2(n, seed=None, *, coefficients=(0.7, 0.2), noise_sd=0.5, start=(20.0, 21.0)):
+def ar2(n: int, seed: int | None = None, *, coefficients: tuple[float, float] = (0.7, 0.2),
+        noise_sd: float = 0.5, start: tuple[float, float] = (20.0, 21.0)) -> FloatArray:
     """Generate an AR(2) series: ``x[t] = 0.7 x[t-1] + 0.2 x[t-2] + e[t]``.
 
     Starts at ``x[0] = 20``, ``x[1] = 21``; the innovations ``e[t]`` are normal with
@@ -70,15 +74,15 @@ def ar2(n, seed=None, *, coefficients=(0.7, 0.2), noise_sd=0.5, start=(20.0, 21.
 
 
 def sine_walk_seasonal(
-    n,
-    seed=None,
+    n: int,
+    seed: int | None = None,
     *,
-    period=25.0,
-    amplitude=1.0,
-    walk_sd=0.05,
-    seasonal_period=365.0,
-    seasonal_amplitude=2.0,
-):
+    period: float = 25.0,
+    amplitude: float = 1.0,
+    walk_sd: float = 0.05,
+    seasonal_period: float = 365.0,
+    seasonal_amplitude: float = 2.0,
+) -> FloatArray:
     """Generate a sinusoid plus a random walk plus a seasonal sine.
 
     ``x[t] = amplitude sin(2 pi t / period) + w[t]``
@@ -150,7 +154,8 @@ def _pair(name, value):
     return pair
 
 
-def geometric_random_walk(n, seed=None, *, start=100.0, drift=0.0003, volatility=0.015):
+def geometric_random_walk(n: int, seed: int | None = None, *, start: float = 100.0,
+                          drift: float = 0.0003, volatility: float = 0.015) -> FloatArray:
     """Generate prices that follow a geometric random walk (daily closes, say).
 
     ``p[0] = start`` and ``p[t] = p[t-1] * exp(r[t])``, where the log-returns

@@ -1,8 +1,14 @@
 """The table type the loaders return: :class:`Dataset`."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["Dataset"]
 
@@ -136,7 +142,7 @@ class Dataset:
                 f"unknown column {name!r}; the columns are: {', '.join(self.columns)}"
             ) from None
 
-    def frame(self):
+    def frame(self) -> pandas.DataFrame:
         """Return the data as a pandas DataFrame (needs pandas, which elman does not).
 
         Returns

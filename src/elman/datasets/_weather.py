@@ -1,10 +1,13 @@
 """The bundled daily weather series (NOAA GHCN-Daily, one US station)."""
 
+from __future__ import annotations
+
 import gzip
 import io
 from importlib import resources
 
 from elman.datasets._csv import _check_fill, _read_csv
+from elman.datasets._table import Dataset
 
 __all__ = ["load_weather"]
 
@@ -16,7 +19,7 @@ WEATHER_SHA256 = "70d75ac02ccf0c0f45aed0077919fee302c6428b9f3c3401aadf090b0f6dfc
 WEATHER_COLUMNS = ("tmax", "tmin", "rain", "tmax_tomorrow")
 
 
-def load_weather(fill="ffill"):
+def load_weather(fill: str | None = "ffill") -> Dataset:
     """Load the bundled daily weather series (NOAA GHCN-Daily, one US station).
 
     13,509 daily rows from 1970-01-01 to 2022-11-26, oldest first: ``tmax`` and
@@ -62,7 +65,7 @@ def load_weather(fill="ffill"):
     resource = resources.files("elman.datasets").joinpath(WEATHER_FILE)
     with resource.open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
         text = io.TextIOWrapper(unzipped, encoding="utf-8", newline="")
-        return _read_csv(
+        weather: Dataset = _read_csv(
             text,
             source=WEATHER_FILE,
             columns=WEATHER_COLUMNS,
@@ -70,3 +73,4 @@ def load_weather(fill="ffill"):
             fill=fill,
             delimiter=",",
         )
+        return weather
