@@ -34,11 +34,15 @@ validation set for ``early_stopping`` is the *last* ``validation_fraction`` of t
 samples, in the order given, never a random draw.
 """
 
+from __future__ import annotations
+
 import inspect
 import numbers
+from typing import Any, Self
 
 import numpy as np
 
+from elman._typing import ArrayLike, DTypeLike, FloatArray
 from elman._validation import check_dtype, check_float, check_int
 from elman.preprocessing import NotFittedError as _ElmanNotFittedError
 from elman.preprocessing import StandardScaler
@@ -72,11 +76,11 @@ class _EstimatorBase:
         return sorted(name for name, p in signature.parameters.items()
                       if name != "self" and p.kind != p.VAR_KEYWORD)
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor arguments, by name (as scikit-learn's ``BaseEstimator``)."""
         return {name: getattr(self, name) for name in self._get_param_names()}
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         """Set constructor arguments by name; returns self. Unknown names: ValueError."""
         valid = self._get_param_names()
         for name, value in params.items():
@@ -233,11 +237,14 @@ class RNNRegressor(*_BASES):
     (3,)
     """
 
-    def __init__(self, *, hidden_size=16, num_layers=1, window=None, epochs=50,
-                 batch_size=32, optimizer="adam", lr=0.001, clip_norm=None,
-                 early_stopping=False, validation_fraction=0.1, patience=5,
-                 scale_target=True, init="uniform", dtype="float64", random_state=None,
-                 verbose=0):
+    def __init__(self, *, hidden_size: int = 16, num_layers: int = 1, window: int | None = None,
+                 epochs: int = 50, batch_size: int = 32, optimizer: str = "adam",
+                 lr: float = 0.001, clip_norm: float | None = None,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 patience: int = 5, scale_target: bool = True, init: str = "uniform",
+                 dtype: DTypeLike = "float64",
+                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                 verbose: int = 0) -> None:
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.window = window
@@ -385,7 +392,7 @@ class RNNRegressor(*_BASES):
             )
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         """Train a new network on windows ``X`` and targets ``y``.
 
         Parameters
@@ -472,7 +479,7 @@ class RNNRegressor(*_BASES):
         self._y_one_d = one_d
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> FloatArray:
         """Predicted targets for windows ``X``.
 
         Parameters
@@ -487,9 +494,11 @@ class RNNRegressor(*_BASES):
         self._check_fitted()
         Xs, _ = self._sequences(X, fitting=False)
         out = self.model_.predict(Xs).astype(np.float64) * self.y_scale_ + self.y_mean_
-        return out[:, 0] if self._y_one_d else out
+        result: FloatArray = out[:, 0] if self._y_one_d else out
+        return result
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
         """Coefficient of determination R² of ``predict(X)`` against ``y``.
 
         As ``sklearn.metrics.r2_score``: 1 - SS_res / SS_tot per output, averaged
