@@ -36,8 +36,11 @@ matplotlib or with an unknown extension), with a one-line message on stderr; 1 i
 training diverges.
 """
 
+from __future__ import annotations
+
 import sys
 import time
+from typing import Sequence
 
 from elman.cli._common import CLIError, process_started, silence_stdout
 from elman.cli._parser import build_parser
@@ -45,7 +48,7 @@ from elman.cli._parser import build_parser
 __all__ = ["main", "build_parser"]
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, 1 or 2).
 
     Parameters
@@ -65,7 +68,8 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return _dispatch(args, started)
+        status: int = _dispatch(args, started)
+        return status
     except BrokenPipeError:
         # Whatever was still to print has no reader (`elman ... | head`): not an error.
         silence_stdout()

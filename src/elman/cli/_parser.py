@@ -94,7 +94,7 @@ def _add_reading_options(parser):
                               "with an error (none)")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The ``elman`` argument parser (``fit``, ``predict``, ``info`` and ``--version``)."""
     parser = argparse.ArgumentParser(
         prog="elman",
