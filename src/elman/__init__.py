@@ -6,6 +6,8 @@
 ("cython") or their NumPy twin ("numpy") are in use (see ``ELMAN_BACKEND``).
 """
 
+from typing import Any as _Any  # a private name: no `elman.Any`
+
 from elman import datasets, optimizers, preprocessing, training
 from elman._backend import compiled_available, use_backend
 from elman._version import __version__
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> _Any:
     # BACKEND is looked up on each access so that use_backend() is reflected.
     if name == "BACKEND":
         from elman._backend import active_name

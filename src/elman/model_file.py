@@ -63,7 +63,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 import numpy as np
 import numpy.lib.format as npy_format
@@ -451,6 +451,20 @@ def _fsync_directory(directory):
 # =============================================================================
 # Loading
 # =============================================================================
+@overload
+def load(path: str | os.PathLike[str], *, with_optimizer: Literal[False] = False) -> RNN: ...
+
+
+@overload
+def load(path: str | os.PathLike[str], *,
+         with_optimizer: Literal[True]) -> tuple[RNN, Optimizer | None]: ...
+
+
+@overload
+def load(path: str | os.PathLike[str], *,
+         with_optimizer: bool) -> RNN | tuple[RNN, Optimizer | None]: ...
+
+
 def load(path: str | os.PathLike[str], *,
          with_optimizer: bool = False) -> RNN | tuple[RNN, Optimizer | None]:
     """Read a model saved by :func:`save` (or ``RNN.save``), without pickle.

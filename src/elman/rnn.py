@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from types import MethodType
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, overload
 
 import numpy as np
 
@@ -354,6 +354,21 @@ class RNN:
             return Y
         return Y.reshape(batch, steps if self.return_sequences else 1, O)
 
+    # For type checkers: the outputs alone, or with return_state=True a pair.
+    @overload
+    def forward(self, X: ArrayLike, h0: ArrayLike | None = None, *,
+                return_state: Literal[False] = False,
+                lengths: ArrayLike | None = None) -> FloatArray: ...
+
+    @overload
+    def forward(self, X: ArrayLike, h0: ArrayLike | None = None, *, return_state: Literal[True],
+                lengths: ArrayLike | None = None) -> tuple[FloatArray, FloatArray]: ...
+
+    @overload
+    def forward(self, X: ArrayLike, h0: ArrayLike | None = None, *, return_state: bool,
+                lengths: ArrayLike | None = None
+                ) -> FloatArray | tuple[FloatArray, FloatArray]: ...
+
     def forward(self, X: ArrayLike, h0: ArrayLike | None = None, *, return_state: bool = False,
                 lengths: ArrayLike | None = None) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Run the network over whole sequences.
@@ -491,6 +506,21 @@ class RNN:
             outputs = outputs[:, 0, :]
         result: FloatArray = outputs[0] if unbatched else outputs
         return result
+
+    @overload
+    def forecast(self, history: ArrayLike, steps: int, *, h0: ArrayLike | None = None,
+                 feedback: ArrayLike | None = None, future: ArrayLike | None = None,
+                 return_state: Literal[False] = False) -> FloatArray: ...
+
+    @overload
+    def forecast(self, history: ArrayLike, steps: int, *, h0: ArrayLike | None = None,
+                 feedback: ArrayLike | None = None, future: ArrayLike | None = None,
+                 return_state: Literal[True]) -> tuple[FloatArray, FloatArray]: ...
+
+    @overload
+    def forecast(self, history: ArrayLike, steps: int, *, h0: ArrayLike | None = None,
+                 feedback: ArrayLike | None = None, future: ArrayLike | None = None,
+                 return_state: bool) -> FloatArray | tuple[FloatArray, FloatArray]: ...
 
     def forecast(self, history: ArrayLike, steps: int, *, h0: ArrayLike | None = None,
                  feedback: ArrayLike | None = None, future: ArrayLike | None = None,
