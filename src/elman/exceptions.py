@@ -6,10 +6,7 @@ Each is also importable from the module that raises it (``elman.training``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from elman.training import History
+from typing import Any
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -19,7 +16,9 @@ class TrainingDivergedError(FloatingPointError):
     ``history`` holds what was recorded up to then.
     """
 
-    def __init__(self, message: str, history: History) -> None:
+    # history is an elman.training.History; typed as Any because this module sits
+    # below the training loop and imports nothing from it.
+    def __init__(self, message: str, history: Any) -> None:
         super().__init__(message)
         self.history = history
 

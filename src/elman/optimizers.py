@@ -16,15 +16,12 @@ Optimizers can be used on their own, in a hand-written loop::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from elman._layout import Gradients
 from elman._typing import Array, ArrayLike, DTypeLike, FloatArray
-
-if TYPE_CHECKING:
-    from elman.rnn import RNN
 from elman._update import (  # noqa: F401  (re-exported: elman.optimizers has always had them)
     ADAM_CODE,
     HYPER_BETA1,
@@ -43,6 +40,13 @@ from elman._validation import (
     check_unit_interval,
     check_updatable,
 )
+
+
+class _Model(Protocol):
+    """What ``Optimizer.step`` takes a model by (an ``elman.RNN``; this module sits
+    below it): a model applies an update to its own flat parameters."""
+
+    def _apply_update(self, optimizer: Any, grads: Any) -> None: ...
 
 
 class Optimizer:
@@ -85,7 +89,7 @@ class Optimizer:
         self.step_count[0] = 0
 
     # -- use on its own --------------------------------------------------------
-    def step(self, params: RNN | dict[str, Array] | Array,
+    def step(self, params: _Model | dict[str, Array] | Array,
              grads: Mapping[str, ArrayLike] | ArrayLike) -> None:
         """Apply one update in place.
 
