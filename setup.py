@@ -50,7 +50,10 @@ FALLBACK_MESSAGE = """
 {marker} (NumPy backend only).
 The compiled kernels could not be built: {reason}
 elman.BACKEND will be "numpy": the same results, only slower.
-To get the compiled kernels, install a C compiler, then reinstall with
+To get the compiled kernels, install a C compiler, then reinstall: from a
+source checkout
+    pip install --force-reinstall --no-cache-dir .
+or, once elman is published on PyPI,
     pip install --force-reinstall --no-cache-dir --no-binary elman elman
 (--no-cache-dir: pip would otherwise reuse the pure-Python wheel it just
 cached). Set ELMAN_REQUIRE_EXTENSION=1 to make this failure fatal.
