@@ -111,19 +111,8 @@ def run_predict(args):
     if args.steps is not None:
         forecasts = forecast(model, xs[:, 0], window, args.steps, scalers)
 
-    if args.output is None:
-        handle = Output(sys.stdout)
-        write_predictions(handle, table, target, actual, predicted_rows, predictions,
-                          forecasts)
-        return 0
-    try:
-        stream = open(args.output, "w", newline="", encoding="utf-8")
-    except OSError as exc:
-        raise CLIError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") \
-            from None
-    with stream:
-        write_predictions(stream, table, target, actual, predicted_rows, predictions,
-                          forecasts)
+    _write_out(args.output, lambda handle: write_predictions(
+        handle, table, target, actual, predicted_rows, predictions, forecasts))
     return 0
 
 
@@ -211,14 +200,20 @@ def _predict_forecaster(args, loaded):
         write_predictions(handle, table, target, actual, rows, predicted, forecasts,
                           bounds=bounds, forecast_bounds=forecast_bounds)
 
-    if args.output is None:
+    _write_out(args.output, write)
+    return 0
+
+
+def _write_out(output, write):
+    """Call ``write(handle)`` on stdout (a closed pipe ends quietly there) or on the
+    ``--output`` file."""
+    if output is None:
         write(Output(sys.stdout))
-        return 0
+        return
     try:
-        stream = open(args.output, "w", newline="", encoding="utf-8")
+        stream = open(output, "w", newline="", encoding="utf-8")
     except OSError as exc:
-        raise CLIError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") \
+        raise CLIError(f"--output {output}: cannot write it ({exc.strerror or exc})") \
             from None
     with stream:
         write(stream)
-    return 0

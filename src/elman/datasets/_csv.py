@@ -445,6 +445,14 @@ def _sniff_delimiter(text):
     return ","
 
 
+def _check_fillable(gaps, name, source):
+    if gaps.all():
+        raise ValueError(
+            f"{source}: column {name!r} has no values to fill from "
+            f"(all {len(gaps)} rows are missing); drop it or pass fill=None"
+        )
+
+
 def _linear_fill(data, missing, names, source):
     """Fill NaN in place by straight lines between the present values around each gap."""
     rows = np.arange(data.shape[0])
@@ -452,11 +460,7 @@ def _linear_fill(data, missing, names, source):
         gaps = missing[:, k]
         if not gaps.any():
             continue
-        if gaps.all():
-            raise ValueError(
-                f"{source}: column {names[k]!r} has no values to fill from "
-                f"(all {len(rows)} rows are missing); drop it or pass fill=None"
-            )
+        _check_fillable(gaps, names[k], source)
         # np.interp holds the end values flat beyond the first and last present rows.
         data[gaps, k] = np.interp(rows[gaps], rows[~gaps], data[~gaps, k])
 
@@ -469,11 +473,7 @@ def _forward_fill(data, missing, names, source):
         gaps = missing[:, k]
         if not gaps.any():
             continue
-        if gaps.all():
-            raise ValueError(
-                f"{source}: column {names[k]!r} has no values to fill from "
-                f"(all {n} rows are missing); drop it or pass fill=None"
-            )
+        _check_fillable(gaps, names[k], source)
         # Index of the last present value at or above each row.
         last_present = np.maximum.accumulate(np.where(gaps, -1, rows))
         first_present = int(np.argmax(~gaps))
