@@ -12,13 +12,18 @@ def span(table, rows):
     return f"{table.date_text(rows[0])} to {table.date_text(rows[-1])}"
 
 
-def describe_run(out, table, data, features, target, args, horizon, weather, notes=()):
+def _describe_data(out, table, features, target):
+    """Write the data line; return how many values of the columns used were missing."""
     n = len(table)
     out.write(f"data: {table.source}, {n} rows"
               + ("" if table.dates is None else f", {table.date_text(0)} to {table.date_text(n - 1)}")
               + "\n")
     used = [table.dataset.columns.index(c) for c in dict.fromkeys(list(features) + [target])]
-    missing = int(table.dataset.missing[:, used].sum())
+    return int(table.dataset.missing[:, used].sum())
+
+
+def describe_run(out, table, data, features, target, args, horizon, weather, notes=()):
+    missing = _describe_data(out, table, features, target)
     if missing:
         how = "linearly interpolated" if getattr(args, "fill", "ffill") == "linear" \
             else "forward-filled"
@@ -138,12 +143,7 @@ def likely_cause(results, forecaster=None):
 
 def describe_forecast_run(out, table, features, target, horizon, weather, notes, test_start,
                           forecaster):
-    n = len(table)
-    out.write(f"data: {table.source}, {n} rows"
-              + ("" if table.dates is None else f", {table.date_text(0)} to {table.date_text(n - 1)}")
-              + "\n")
-    used = [table.dataset.columns.index(c) for c in dict.fromkeys(list(features) + [target])]
-    missing = int(table.dataset.missing[:, used].sum())
+    missing = _describe_data(out, table, features, target)
     if missing:
         out.write(f"      {missing} missing values filled\n")
     for note in notes:
@@ -164,7 +164,7 @@ def describe_forecast_run(out, table, features, target, horizon, weather, notes,
         out.write(f"task: predict {what}\n")
     validation = max(5, int(round(0.2 * test_start)))
     out.write(f"split: fit on the first {test_start} rows (85%; the search validates on "
-              f"the last {validation} of them), test on the last {n - test_start} "
+              f"the last {validation} of them), test on the last {len(table) - test_start} "
               f"(15%), never used for fitting or for any choice\n")
     given = {name: value for name, value in (
         ("window", forecaster.window), ("hidden", forecaster.hidden_size),
