@@ -1,7 +1,8 @@
-"""The performance suite: elman compiled, its NumPy twin, and PyTorch.
+"""The performance suite: elman compiled, its NumPy twin, PyTorch and JAX.
 
     python bench/bench_suite.py [--quick] [--threads N] [--rounds N] [--no-torch]
-                                [--shapes "I,H,T,B;I,H,T,B"] [--dtypes float64,float32]
+                                [--no-jax] [--shapes "I,H,T,B;I,H,T,B"]
+                                [--dtypes float64,float32]
 
 For every shape (input, hidden, time, batch) and dtype it times, interleaved in one
 run (medians of rounds; see ``_common``):
@@ -12,8 +13,12 @@ run (medians of rounds; see ``_common``):
   ``fit`` costs per batch; on the compiled backend a chunk of steps is one
   compiled call). PyTorch: ``nn.RNN(tanh, batch_first) + nn.Linear``, autograd,
   ``clip_grad_value_``, ``torch.optim.SGD`` (``zero_grad``/``backward``/``step``).
+  JAX: one ``jax.jit``-compiled function -- a ``lax.scan`` over the steps,
+  ``jax.value_and_grad`` of the MSE, clipping by value and the SGD update -- with
+  float64 enabled (``jax_enable_x64``), called with its outputs fed back as the next
+  parameters and waited for (``block_until_ready``).
 * ``fwd``: a forward pass of the batch (``model.forward``; PyTorch under
-  ``torch.no_grad()``).
+  ``torch.no_grad()``; JAX a jitted scan and head).
 
 It prints medians, ratios to the compiled backend (>1: compiled faster), achieved
 GFLOP/s (the matrix flops of the model: a step counts 6 (I H + H^2 + H O) per
@@ -32,7 +37,16 @@ the backward pass must keep (layers x batch x time x hidden) and weights = the
 parameter vector, so k is the number of weight-sized buffers on top of the states.
 
 Threads: ``--threads N`` sets OPENBLAS_NUM_THREADS (etc.) before NumPy loads and
-``torch.set_num_threads(N)``; default 1. With more than one thread, times are wall
+``torch.set_num_threads(N)``; default 1. JAX (XLA's CPU backend) has no thread
+setting of its own: its compiled code runs on an Eigen thread pool as large as the
+CPUs the process may use. So for JAX the script sets, before JAX loads,
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``
+with one thread (XLA then runs its operations on the calling thread), and
+``intra_op_parallelism_threads=N`` with N; an ``XLA_FLAGS`` already in the
+environment is kept as it is. To confine every library to exactly N cores
+whatever threads it starts, run the whole script under ``taskset``, e.g.
+``taskset -c 0 python bench/bench_suite.py`` and ``taskset -c 0,1 python
+bench/bench_suite.py --threads 2``. With more than one thread, times are wall
 clock (CPU seconds would add the threads up).
 
 ``--quick`` is the CI smoke run: every case once (no warm-up, one round), under a
@@ -40,11 +54,16 @@ minute; its numbers are only a smoke test.
 """
 
 import argparse
+import os
 import sys
 
 from _common import pin_threads
 
 THREADS = pin_threads(default=1)
+if "--no-jax" not in sys.argv and "XLA_FLAGS" not in os.environ:
+    os.environ["XLA_FLAGS"] = (
+        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" if THREADS == 1
+        else f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={THREADS}")
 
 import gc  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -138,6 +157,54 @@ def torch_cases(torch, shape, dtype):
     return {"step": (step, 1), "fwd": (forward, 1)}
 
 
+def jax_cases(jax, shape, dtype):
+    """A jitted training step and forward pass in JAX, the same model and data."""
+    import jax.numpy as jnp
+
+    I, H, T, B = shape
+    X, Y = data(shape, B, dtype)
+    rng = np.random.default_rng(0)
+    bound = 1.0 / np.sqrt(H)
+    params = {name: jnp.asarray(rng.uniform(-bound, bound, size=size).astype(dtype))
+              for name, size in (("Wxh", (H, I)), ("Whh", (H, H)), ("bh", (H,)),
+                                 ("Why", (OUTPUT, H)), ("by", (OUTPUT,)))}
+    Xt = jnp.asarray(X.transpose(1, 0, 2))  # (T, B, I): scan runs over the first axis
+    Yt = jnp.asarray(Y.transpose(1, 0, 2))
+
+    def outputs(p, Xs):
+        def cell(h, x):
+            h = jnp.tanh(x @ p["Wxh"].T + h @ p["Whh"].T + p["bh"])
+            return h, h
+        _, hs = jax.lax.scan(cell, jnp.zeros((B, H), dtype=dtype), Xs)
+        return hs @ p["Why"].T + p["by"]
+
+    def loss(p, Xs, Ys):
+        return jnp.mean((outputs(p, Xs) - Ys) ** 2)
+
+    @jax.jit
+    def train_step(p, Xs, Ys):
+        value, grads = jax.value_and_grad(loss)(p, Xs, Ys)
+        return jax.tree_util.tree_map(
+            lambda w, g: w - LR * jnp.clip(g, -CLIP, CLIP), p, grads), value
+
+    forward_jit = jax.jit(outputs)
+    state = [params]
+
+    def step(n):
+        p = state[0]
+        for _ in range(n):
+            p, value = train_step(p, Xt, Yt)
+        value.block_until_ready()
+        state[0] = p
+
+    def forward(n):
+        for _ in range(n):
+            out = forward_jit(params, Xt)
+        out.block_until_ready()
+
+    return {"step": (step, 1), "fwd": (forward, 1)}
+
+
 def gemm_cases(dtype):
     rng = np.random.default_rng(0)
     a = rng.normal(size=(1024, 1024)).astype(dtype)
@@ -198,6 +265,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--shapes", default=None, help='e.g. "1,50,10,1;3,4,7,1"')
     parser.add_argument("--dtypes", default="float64,float32")
     add_clock_argument(parser)
@@ -220,13 +288,22 @@ def main(argv=None):
                           f"({args.threads})")
         except ImportError:
             torch = None
+    jax = None
+    jax_note = "JAX: not installed (pip install jax to compare)"
+    if not args.no_jax:
+        try:
+            import jax
+            jax.config.update("jax_enable_x64", True)
+            jax_note = f"JAX {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+        except ImportError:
+            jax = None
     backends = ["cython", "numpy"] if elman.compiled_available() else ["numpy"]
     isa = getattr(_backend.get_kernels(backends[0]), "INSTRUCTION_SET", "baseline") \
         if backends[0] == "cython" else "-"
 
     print("# bench_suite: training step and forward pass, elman compiled / NumPy twin / "
           "PyTorch")
-    print(f"# {machine_line()}; BLAS threads {args.threads}; {torch_note}")
+    print(f"# {machine_line()}; BLAS threads {args.threads}; {torch_note}; {jax_note}")
     print(f"# elman compiled instruction set: {isa}; {rounds} interleaved rounds, medians of "
           f"{clock} time")
 
@@ -241,14 +318,19 @@ def main(argv=None):
             if torch is not None:
                 for kind, case in torch_cases(torch, shape, dtype).items():
                     cases[(shape, dtype, "torch", kind)] = case
+            if jax is not None:
+                for kind, case in jax_cases(jax, shape, dtype).items():
+                    cases[(shape, dtype, "jax", kind)] = case
     medians = time_interleaved(cases, rounds, target)
 
     gemm_rate = {dtype: 2.0 * 1024 ** 3 / medians[("gemm", dtype)] for dtype in dtypes}
     print("\nGEMM rate (NumPy 1024x1024 matmul, same run, same threads): " + ", ".join(
         f"{dtype} {gemm_rate[dtype] / 1e9:.1f} GFLOP/s" for dtype in dtypes))
 
-    names = {"cython": "compiled", "numpy": "twin", "torch": "torch"}
-    others = [b for b in ["numpy", "torch"] if b in backends or (b == "torch" and torch)]
+    names = {"cython": "compiled", "numpy": "twin", "torch": "torch", "jax": "jax"}
+    peers = {"torch": torch, "jax": jax}
+    others = [b for b in ["numpy", "torch", "jax"]
+              if b in backends or peers.get(b) is not None]
     for kind, flops_of in (("step", step_flops), ("fwd", forward_flops)):
         title = ("training step (forward, loss, BPTT, clip, SGD update)" if kind == "step"
                  else "forward pass")
@@ -258,8 +340,7 @@ def main(argv=None):
         for b in others:
             headers += [names[b], f"{names[b]}/comp"]
         headers += ["comp GFLOP/s", "% GEMM"]
-        if torch is not None:
-            headers += ["torch GFLOP/s"]
+        headers += [f"{names[b]} GFLOP/s" for b in peers if peers[b] is not None]
         rows = []
         for shape in shapes:
             for dtype in dtypes:
@@ -270,8 +351,8 @@ def main(argv=None):
                     row += [format_seconds(t), f"{t / ref:.1f}x"]
                 rate = flops_of(*shape) / ref
                 row += [f"{rate / 1e9:.2f}", f"{100 * rate / gemm_rate[dtype]:.0f}%"]
-                if torch is not None:
-                    row += [f"{flops_of(*shape) / medians[(shape, dtype, 'torch', kind)] / 1e9:.2f}"]
+                row += [f"{flops_of(*shape) / medians[(shape, dtype, b, kind)] / 1e9:.2f}"
+                        for b in peers if peers[b] is not None]
                 rows.append(row)
         print_table(headers, rows)
 

@@ -15,16 +15,18 @@
  * training step at hidden 50 and more at larger batches. This one is straight-line
  * code (both branches computed, then selected), so GCC vectorises a loop over a row
  * of pre-activations -- given -fno-trapping-math (setup.py): without it GCC 12 keeps
- * the selects as branches and the loop scalar (8 ns an element; 2.2 ns with it, for
- * float64 on the AVX2 build, against 14 ns for np.tanh). Accuracy
- * (tests/test_tanh.py checks it against np.tanh over the whole range, incl. -0.0,
- * subnormals, huge values, +-inf and NaN): within 2 ulp in float64; float32 is
- * computed in float64 and rounded once.
+ * the selects as branches and the loop scalar. Accuracy (tests/test_tanh.py checks
+ * it against np.tanh over the whole range, incl. -0.0, subnormals, huge values,
+ * +-inf and NaN): within 2 ulp in float64.
  *   |x| < 0.625: Cephes' rational approximation, x + x z P(z)/Q(z), z = x^2
  *   (exact for subnormals and keeps the sign of zero);
  *   otherwise: 1 - 2 / (exp(2|x|) + 1), exp by Cephes' Cody-Waite reduction and
- *   rational approximation, 2^n from the exponent bits. |x| is clamped to 22, where
- *   tanh rounds to 1; "ax > 22 ? 22 : ax" keeps NaN (fmin would not). */
+ *   rational approximation, exp(r) = (Q(r^2) + r P(r^2)) / (Q(r^2) - r P(r^2)),
+ *   2^n from the exponent bits. |x| is clamped to 22, where tanh rounds to 1;
+ *   "ax > 22 ? 22 : ax" keeps NaN (fmin would not).
+ * One division for both: each branch is written as a numerator and a denominator,
+ * the pair is selected, then divided (a vector division costs as much as the rest
+ * of the formula; bench/bench_tanh.py times it against three divisions). */
 static inline double elman_tanh(double x)
 {
     double ax = fabs(x);
@@ -33,7 +35,6 @@ static inline double elman_tanh(double x)
                - 1.61468768441708447952e3;
     double q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
                + 4.84406305325125486048e3;
-    double small = ax + ax * z * (p / q);
     double w = 2.0 * (ax > 22.0 ? 22.0 : ax);
     double k = w * 1.4426950408889634074 + 0x1.8p52;  /* round(w / ln 2) */
     uint64_t kbits;
@@ -45,12 +46,16 @@ static inline double elman_tanh(double x)
                      + 9.99999999999999999910e-1);
     double qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
                  + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0;
-    double e = 1.0 + 2.0 * (px / (qx - px));
     uint64_t sbits = (kbits + 1023u) << 52;        /* 2^round(w / ln 2) */
     double scale;
     memcpy(&scale, &sbits, sizeof scale);
-    double large = 1.0 - 2.0 / (e * scale + 1.0);
-    return copysign(ax < 0.625 ? small : large, x);
+    /* small = ax + (ax z p) / q; large = 1 - 2 / (exp(w) + 1) with
+     * exp(w) = scale (qx + px) / (qx - px). */
+    int is_small = ax < 0.625;
+    double num = is_small ? ax * z * p : 2.0 * (qx - px);
+    double den = is_small ? q : scale * (qx + px) + (qx - px);
+    double t = num / den;
+    return copysign(is_small ? ax + t : 1.0 - t, x);
 }
 
 static void elman_tanh_inplace_d(double *a, Py_ssize_t n)
@@ -59,11 +64,44 @@ static void elman_tanh_inplace_d(double *a, Py_ssize_t n)
         a[i] = elman_tanh(a[i]);
 }
 
+/* The float32 tanh, in float32 throughout (twice the lanes of a float64 vector,
+ * and a shorter polynomial): within 2 ulp of the correctly rounded tanh over the
+ * whole float32 range (tests/test_tanh.py; bench/bench_tanh.py sweeps every float).
+ *   |x| < 0.55: x + x z P(z), z = x^2, P a degree-4 polynomial fitted for this
+ *   range (relative error ~1e-9 before rounding; tanh(0.55) is just above 0.5,
+ *   so the other formula never has to produce a result below 0.5);
+ *   otherwise: 1 - 2 / (exp(2|x|) + 1), exp by Cephes' expf: Cody-Waite
+ *   reduction by ln 2 in two parts and its degree-5 polynomial, 2^n from the
+ *   exponent bits. |x| is clamped to 10; from 9.02 up tanh rounds to 1 in float32. */
+static inline float elman_tanhf(float x)
+{
+    float ax = fabsf(x);
+    float z = ax * ax;
+    float p = (((-6.2875243e-3f * z + 2.1081713e-2f) * z - 5.3854948e-2f) * z
+               + 1.3332614e-1f) * z - 3.3333319e-1f;
+    float small = ax + ax * z * p;
+    float w = 2.0f * (ax > 10.0f ? 10.0f : ax);
+    float k = w * 1.44269504f + 0x1.8p23f;       /* round(w / ln 2) */
+    uint32_t kbits;
+    memcpy(&kbits, &k, sizeof kbits);
+    k -= 0x1.8p23f;
+    float r = (w - k * 0.693359375f) + k * 2.12194440e-4f;
+    float e = ((((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+                  + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f)
+               * (r * r) + r) + 1.0f;
+    uint32_t sbits = (kbits + 127u) << 23;      /* 2^round(w / ln 2) */
+    float scale;
+    memcpy(&scale, &sbits, sizeof scale);
+    float large = 1.0f - 2.0f / (e * scale + 1.0f);
+    return copysignf(ax < 0.55f ? small : large, x);
+}
+
 static void elman_tanh_inplace_f(float *a, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++)
-        a[i] = (float)elman_tanh((double)a[i]);
+        a[i] = elman_tanhf(a[i]);
 }
+
 /* C (m x n, rows ldc apart) += A^T B, for A (k x m) and B (k x n), rows lda and
  * ldb apart:  C[i][j] += sum over t < k of A[t][i] B[t][j].
  *
