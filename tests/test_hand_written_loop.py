@@ -1,9 +1,10 @@
 """The gradients dict of loss_and_grad, in a hand-written training loop.
 
-``loss_and_grad`` returns its gradients as views into one flat vector, and
-``clip_gradients`` / ``Optimizer.step`` work on that vector directly while the dict
-is unchanged. These tests check that the shortcut gives what a plain dict gives,
-and that it is dropped as soon as the dict is edited.
+``loss_and_grad`` returns its gradients as views into one flat vector (made on
+first use), and ``clip_gradients`` / ``Optimizer.step`` work on that vector directly
+while the dict is unchanged. These tests check that the shortcut gives what a plain
+dict gives, that a fresh dict shows every entry whatever its first use is, and that
+the shortcut is dropped as soon as the dict is edited.
 """
 
 import pickle
@@ -91,3 +92,64 @@ def test_the_dict_pickles_as_a_plain_dict():
     assert type(copy) is dict and set(copy) == set(grads)
     for name in grads:
         np.testing.assert_array_equal(copy[name], grads[name])
+
+
+def _expected_views(model, grads):
+    """The gradients as a plain dict built by hand from the flat vector."""
+    return {name: view for name, view in model._views(grads.flat).items()}
+
+
+# Each is a first use of a fresh gradients dict: whatever it is, it must see every
+# entry (the views are made on first use).
+FIRST_USES = {
+    "dict()": lambda g: dict(g),
+    "{**g}": lambda g: {**g},
+    "keyword arguments": lambda g: (lambda **kw: kw)(**g),
+    "items": lambda g: dict(g.items()),
+    "keys and getitem": lambda g: {k: g[k] for k in list(g.keys())},
+    "iteration": lambda g: {k: g[k] for k in g},
+    "values": lambda g: dict(zip(list(g), list(g.values()))),
+    "get": lambda g: {k: g.get(k) for k in ("Why", "by")} | {"n": len(g)},
+    "copy": lambda g: g.copy(),
+    "pickle": lambda g: pickle.loads(pickle.dumps(g)),
+    "update another dict": lambda g: (lambda d: (d.update(g), d)[1])({}),
+}
+
+
+@pytest.mark.parametrize("use", FIRST_USES, ids=list(FIRST_USES))
+def test_a_fresh_dict_shows_every_entry_on_first_use(backend, use):
+    model, X, Y = _setup()
+    _, grads = model.loss_and_grad(X, Y)
+    seen = FIRST_USES[use](grads)
+    full = _expected_views(model, grads)
+    expected = full
+    if use == "get":
+        assert seen.pop("n") == len(full)
+        expected = {k: full[k] for k in ("Why", "by")}
+    assert list(seen) == list(expected)
+    for name in expected:
+        np.testing.assert_array_equal(seen[name], expected[name])
+    assert len(grads) == len(full) and grads.intact()
+
+
+def test_a_fresh_dict_compares_prints_and_tests_membership_as_a_full_one(backend):
+    model, X, Y = _setup()
+    for check in (lambda g: "layers.1.Whh" in g, lambda g: len(g) == 8, bool,
+                  lambda g: "Why" in repr(g), lambda g: "by" in str(g),
+                  lambda g: g != {}, lambda g: {} != g, lambda g: list(reversed(g))[0] == "by",
+                  lambda g: sorted(g)[0] == "Why"):
+        _, grads = model.loss_and_grad(X, Y)
+        assert check(grads)
+    _, grads = model.loss_and_grad(X, Y)
+    assert grads.keys() == _expected_views(model, grads).keys()
+
+
+def test_edits_to_a_fresh_dict_drop_the_shortcut(backend):
+    model, X, Y = _setup()
+    for edit in (lambda g: g.pop("by"), lambda g: g.__setitem__("by", np.zeros(1)),
+                 lambda g: g.setdefault("extra", 1), lambda g: g.update(by=np.zeros(1)),
+                 lambda g: g.popitem(), lambda g: g.clear(), lambda g: g.__delitem__("by")):
+        _, grads = model.loss_and_grad(X, Y)
+        assert grads.intact()
+        edit(grads)
+        assert not grads.intact()

@@ -91,30 +91,92 @@ class Gradients(dict[str, Any]):
     halves the cost of a hand-written training step. Edit the arrays in place
     freely; once an entry is replaced, added or removed the dict is treated as an
     ordinary dict again.
+
+    The views are made when the dict is first read, not when it is returned: a
+    training step that hands it straight to ``clip_gradients`` and
+    ``Optimizer.step`` never pays for them (at hidden 4 making the views costs
+    more than computing the gradient).
     """
+
+    __slots__ = ("flat", "_views", "_spans")
+    flat: Any
+    _views: tuple[Any, ...] | None
+    _spans: tuple[Sequence[str], Sequence[Any]] | None
 
     def __init__(self, views: Mapping[str, Any], flat: Any) -> None:
         super().__init__(views)
         self.flat = flat
         self._views = tuple(views.values())
+        self._spans = None
 
     @classmethod
     def over(cls, flat: Any, spans: tuple[Sequence[str], Sequence[Any]]) -> Gradients:
-        """Gradients whose entries are views into ``flat``; ``spans`` is
-        :func:`view_spans` of the sizes of the model it is laid out for."""
-        names, places = spans
-        views = tuple([flat[start:stop] if shape is None else flat[start:stop].reshape(shape)
-                       for start, stop, shape in places])
-        grads = cls.__new__(cls)
-        dict.update(grads, zip(names, views))
+        """Gradients whose entries are views into ``flat``, made when first read;
+        ``spans`` is :func:`view_spans` of the sizes of the model it is laid out
+        for."""
+        grads = _UnreadGradients.__new__(_UnreadGradients)
         grads.flat = flat
-        grads._views = views
+        grads._views = None
+        grads._spans = spans
         return grads
 
     def intact(self) -> bool:
         """True while every entry is still the original view into ``flat``."""
-        return (len(self) == len(self._views)
-                and all(a is b for a, b in zip(self.values(), self._views)))
+        views = self._views
+        if views is None:  # not read yet, so not edited either
+            return True
+        return (len(self) == len(views)
+                and all(a is b for a, b in zip(self.values(), views)))
 
     def __reduce__(self):
+        return (dict, (dict(self),))
+
+
+def _make_views(grads: Gradients) -> None:
+    """Fill an unread Gradients with its views and make it an ordinary Gradients."""
+    spans = grads._spans
+    assert spans is not None  # only an unread Gradients has spans
+    names, places = spans
+    flat = grads.flat
+    views = tuple([flat[start:stop] if shape is None else flat[start:stop].reshape(shape)
+                   for start, stop, shape in places])
+    dict.update(grads, zip(names, views))
+    grads._views = views
+    grads._spans = None
+    grads.__class__ = Gradients
+
+
+def _reading(name: str) -> Any:
+    method = getattr(dict, name)
+
+    def read(self: Gradients, *args: Any, **kwargs: Any) -> Any:
+        _make_views(self)
+        return method(self, *args, **kwargs)
+
+    read.__name__ = name
+    read.__doc__ = method.__doc__
+    return read
+
+
+class _UnreadGradients(Gradients):
+    """A :class:`Gradients` whose views are not made yet. Any use of it as a dict
+    makes them and turns it into a plain ``Gradients`` (``__class__`` is
+    reassigned), so from then on every dict operation is the built-in one."""
+
+    __slots__ = ()
+
+    # Every dict method that reads or writes entries. __iter__ being overridden
+    # also sends dict(grads), {**grads} and f(**grads) through keys() and
+    # __getitem__ instead of reading the (still empty) table directly.
+    for _name in ("__getitem__", "__iter__", "__len__", "__contains__", "__eq__",
+                  "__ne__", "__repr__", "__reversed__", "__or__", "__ror__", "__ior__",
+                  "__setitem__", "__delitem__", "keys", "values", "items", "get", "copy",
+                  "pop", "popitem", "setdefault", "update", "clear"):
+        locals()[_name] = _reading(_name)
+    del _name
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        _make_views(self)
         return (dict, (dict(self),))
