@@ -79,8 +79,9 @@ def calibrate(run, target_seconds):
     return max(1, int(round(reps * target_seconds / max(elapsed, 1e-9))))
 
 
-def time_interleaved(cases, rounds, target_seconds):
-    """Median seconds per call of every case, timed in interleaved rounds.
+def time_interleaved(cases, rounds, target_seconds, statistic=None):
+    """Median (or ``statistic``, e.g. ``min``) seconds per call of every case,
+    timed in interleaved rounds.
 
     cases: dict name -> (run, units) where run(n) repeats the measured work n times
     (its own loop, so that a context such as ``elman.use_backend`` is entered once,
@@ -98,7 +99,8 @@ def time_interleaved(cases, rounds, target_seconds):
             started = _clock()
             run(n)
             samples[name].append((_clock() - started) / (n * units))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    statistic = statistic or statistics.median
+    return {name: statistic(values) for name, values in samples.items()}
 
 
 def format_seconds(seconds):

@@ -1,6 +1,7 @@
 """The public calls beside the bare kernel call they end in, and PyTorch.
 
-    python bench/bench_public_calls.py [--quick] [--rounds N] [--no-torch]
+    python bench/bench_public_calls.py [--quick] [--rounds N] [--no-torch] [--no-jax]
+                                       [--stat median|min]
 
 What a script that calls the model itself pays per call, float64, one thread:
 
@@ -10,21 +11,32 @@ What a script that calls the model itself pays per call, float64, one thread:
   ``y, h = model.forward(x_t[None, :], h, return_state=True)``;
 * ``predict`` at (3, 4, 7, 1): ``model.predict(X)``.
 
-Beside each: ``kernel``, the compiled kernel function the call ends in, called
+Beside each: ``kernel``, the compiled kernel function the call ends in (``step``
+for the stream step), called
 with arrays made ready beforehand (its own cost: acquiring the typed memoryviews,
 plus the arithmetic), and ``torch``, the same computation in PyTorch (``nn.RNN`` +
 ``nn.Linear``; ``loss_and_grad`` is forward, ``MSELoss``, ``zero_grad`` and
-``backward``; forward passes under ``torch.no_grad()``). Ratios: torch / elman
-(how many times faster the public call is than PyTorch) and public call / kernel
-(the overhead the Python surface adds). Cases run interleaved, medians of rounds
-(see ``_common``).
+``backward``; forward passes under ``torch.no_grad()``), and ``jax``, the same in
+JAX when it is installed: ``jax.jit``-compiled functions (``lax.scan`` over the
+steps; ``loss_and_grad`` is ``jax.value_and_grad`` of the MSE; the stream step one
+cell and the head), float64 (``jax_enable_x64``), on one thread
+(``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``,
+set before JAX loads unless ``XLA_FLAGS`` is already set), waited for with
+``block_until_ready``. Ratios: torch / elman and jax / elman (how many times faster
+the public call is than each) and public call / kernel (the overhead the Python
+surface adds). Cases run interleaved; each reports the median of its rounds, or
+with ``--stat min`` the minimum (see ``_common``).
 """
 
 import argparse
+import os
+import sys
 
 from _common import pin_threads
 
 pin_threads(default=1)
+if "--no-jax" not in sys.argv and "XLA_FLAGS" not in os.environ:
+    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 import numpy as np  # noqa: E402
 
@@ -88,7 +100,13 @@ def elman_case(call, shape):
             _, h = model.forward(stream[i & 4095][None, :], h, return_state=True)
         state[0] = h
 
-    return public, kernel_forward
+    x, h, y, h_next = X[0], np.zeros((1, H)), np.empty((1, OUTPUT)), np.empty((1, H))
+
+    def kernel_step(n):
+        for _ in range(n):
+            kernels.step(theta, I, H, OUTPUT, 1, x, h, y, h_next)
+
+    return public, kernel_step
 
 
 def torch_case(torch, call, shape):
@@ -129,6 +147,63 @@ def torch_case(torch, call, shape):
     return run
 
 
+def jax_case(jax, call, shape):
+    import jax.numpy as jnp
+
+    I, H, T, B = shape
+    rng = np.random.default_rng(0)
+    bound = 1.0 / np.sqrt(H)
+    params = {name: jnp.asarray(rng.uniform(-bound, bound, size=size))
+              for name, size in (("Wxh", (H, I)), ("Whh", (H, H)), ("bh", (H,)),
+                                 ("Why", (OUTPUT, H)), ("by", (OUTPUT,)))}
+    Xt = jnp.asarray(rng.normal(size=(B, T, I)).transpose(1, 0, 2))  # scan over time
+    Yt = jnp.asarray(rng.normal(size=(B, T, OUTPUT)).transpose(1, 0, 2))
+
+    def cell(p, h, x):
+        return jnp.tanh(x @ p["Wxh"].T + h @ p["Whh"].T + p["bh"])
+
+    def outputs(p, Xs):
+        def scan_cell(h, x):
+            h = cell(p, h, x)
+            return h, h
+        _, hs = jax.lax.scan(scan_cell, jnp.zeros((B, H)), Xs)
+        return hs @ p["Why"].T + p["by"]
+
+    if call in ("forward", "predict"):
+        forward = jax.jit(outputs)
+
+        def run(n):
+            for _ in range(n):
+                out = forward(params, Xt)
+            out.block_until_ready()
+        return run
+    if call == "loss_and_grad":
+        loss_and_grad = jax.jit(jax.value_and_grad(
+            lambda p, Xs, Ys: jnp.mean((outputs(p, Xs) - Ys) ** 2)))
+
+        def run(n):
+            for _ in range(n):
+                loss, grads = loss_and_grad(params, Xt, Yt)
+            loss.block_until_ready()
+        return run
+
+    @jax.jit
+    def step(p, x, h):
+        h = cell(p, h, x)
+        return h @ p["Why"].T + p["by"], h
+
+    stream = [jnp.asarray(v) for v in rng.normal(size=(64, 1, I))]
+    state = [jnp.zeros((1, H))]
+
+    def run(n):
+        h = state[0]
+        for i in range(n):
+            y, h = step(params, stream[i & 63], h)
+        h.block_until_ready()
+        state[0] = h
+    return run
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one round, no warm-up")
@@ -136,6 +211,9 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=0.05,
                         help="target time of one case in one round")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-jax", action="store_true")
+    parser.add_argument("--stat", choices=("median", "min"), default="median",
+                        help="which of each case's rounds to report")
     add_clock_argument(parser)
     args = parser.parse_args(argv)
     args.threads = 1
@@ -147,6 +225,13 @@ def main(argv=None):
             torch.set_num_threads(1)
         except ImportError:
             torch = None
+    jax = None
+    if not args.no_jax:
+        try:
+            import jax
+            jax.config.update("jax_enable_x64", True)
+        except ImportError:
+            jax = None
     if not _backend.compiled_available():
         raise SystemExit("the compiled kernels are not built; nothing to compare")
 
@@ -158,24 +243,31 @@ def main(argv=None):
         cases[(key, "kernel")] = (kernel, 1)
         if torch is not None:
             cases[(key, "torch")] = (torch_case(torch, call, shape), 1)
+        if jax is not None:
+            cases[(key, "jax")] = (jax_case(jax, call, shape), 1)
     rounds = 1 if args.quick else args.rounds
     with elman.use_backend("cython"):
-        times = time_interleaved(cases, rounds, 0 if args.quick else args.seconds)
+        times = time_interleaved(cases, rounds, 0 if args.quick else args.seconds,
+                                 statistic=min if args.stat == "min" else None)
 
     print(machine_line())
-    print(f"float64, 1 thread, clock={clock}, median of {rounds} rounds; compiled "
+    print(f"float64, 1 thread, clock={clock}, {args.stat} of {rounds} rounds; compiled "
           f"backend {_backend.instruction_set()}"
-          + (f"; PyTorch {torch.__version__}" if torch is not None else "; no PyTorch"))
+          + (f"; PyTorch {torch.__version__}" if torch is not None else "; no PyTorch")
+          + (f"; JAX {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+             if jax is not None else "; no JAX"))
     rows = []
     for call, shape in CASES:
         key = f"{call} {shape}"
         public, kernel = times[(key, "elman")], times[(key, "kernel")]
-        theirs = times.get((key, "torch"))
-        rows.append([call, shape_text(shape), format_seconds(public), format_seconds(kernel),
-                     f"{public / kernel:.1f}x", format_seconds(theirs),
-                     "-" if theirs is None else f"{theirs / public:.1f}x"])
+        row = [call, shape_text(shape), format_seconds(public), format_seconds(kernel),
+               f"{public / kernel:.1f}x"]
+        for peer in ("torch", "jax"):
+            theirs = times.get((key, peer))
+            row += [format_seconds(theirs), "-" if theirs is None else f"{theirs / public:.1f}x"]
+        rows.append(row)
     print_table(["call", "(I,H,T,B)", "elman", "kernel", "elman/kernel", "torch",
-                 "torch/elman"], rows)
+                 "torch/elman", "jax", "jax/elman"], rows)
 
 
 def shape_text(shape):

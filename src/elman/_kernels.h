@@ -11,6 +11,36 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The leading fields of a NumPy array and of its dtype, as NumPy lays them out
+ * (PyArrayObject_fields and PyArray_Descr in numpy/ndarraytypes.h): the same
+ * offsets from NumPy 1.7 through 2.x, which NumPy keeps for its binary
+ * compatibility. Why: the small public calls (a forward pass at hidden 4, one
+ * streaming step) cost a few hundred nanoseconds of arithmetic, and acquiring a
+ * typed memoryview per array costs about as much again per array; reading the
+ * data pointer, shape and flags here costs a few nanoseconds and needs no NumPy
+ * headers at build time. The kernels check type, dtype, rank and flags before
+ * they trust a pointer (_kernels.pyx, _array_data). */
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *typeobj;
+    char kind, type, byteorder, flags;
+    int type_num;
+} elman_descr_head;
+
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    int nd;
+    Py_ssize_t *dimensions;
+    Py_ssize_t *strides;
+    PyObject *base;
+    elman_descr_head *descr;
+    int flags;
+} elman_array_head;
+
+#define ELMAN_ARRAY_C_CONTIGUOUS 0x0001  /* NPY_ARRAY_C_CONTIGUOUS */
+#define ELMAN_ARRAY_WRITEABLE 0x0400     /* NPY_ARRAY_WRITEABLE */
+
 /* Why not libm: its tanh is a call per element (about 12 ns here), a third of a
  * training step at hidden 50 and more at larger batches. This one is straight-line
  * code (both branches computed, then selected), so GCC vectorises a loop over a row

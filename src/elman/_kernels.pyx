@@ -30,6 +30,9 @@ from cython cimport floating
 from libc.math cimport sqrt, sqrtf, isfinite, pow
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
+from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
+
+import numpy as np
 
 from elman import _update
 
@@ -445,6 +448,67 @@ cdef void _apply_update(int optimizer, floating* theta, const floating* grad,
 
 
 # ---------------------------------------------------------------------------
+# Arrays received as objects (forward, loss_and_grad, step)
+# ---------------------------------------------------------------------------
+
+cdef extern from "_kernels.h":
+    ctypedef struct elman_descr_head:
+        int type_num
+    ctypedef struct elman_array_head:
+        char* data
+        int nd
+        Py_ssize_t* dimensions
+        elman_descr_head* descr
+        int flags
+    int ELMAN_ARRAY_C_CONTIGUOUS
+    int ELMAN_ARRAY_WRITEABLE
+
+cdef PyTypeObject* NDARRAY = <PyTypeObject*>np.ndarray
+cdef int FLOAT64 = np.dtype(np.float64).num
+cdef int FLOAT32 = np.dtype(np.float32).num
+# Py_ssize_t arrays: intp, and the other C integer type of its size (int64 is
+# ``long`` on Linux and ``long long`` on Windows; either may arrive).
+cdef int INTP = np.dtype(np.intp).num
+cdef int INTP_TWIN = INTP
+for _code in "lq":
+    if np.dtype(_code).itemsize == np.dtype(np.intp).itemsize:
+        if np.dtype(_code).num != INTP:
+            INTP_TWIN = np.dtype(_code).num
+
+
+cdef int _float_kind(object theta) except -1:
+    """The dtype number of theta (float64 or float32); every float array of a call
+    must have it."""
+    if PyObject_TypeCheck(theta, NDARRAY):
+        kind = (<elman_array_head*><PyObject*>theta).descr.type_num
+        if kind == FLOAT64 or kind == FLOAT32:
+            return kind
+    raise TypeError(f"theta must be a float64 or float32 NumPy array; got {theta!r:.80}")
+
+
+cdef elman_array_head* _array(object a, str name, int type_num, int ndim,
+                              bint writeable) except NULL:
+    """``a``'s array header, once ``a`` is a C-contiguous NumPy array of this dtype
+    number and rank (and writeable, for an output): what a typed memoryview of the
+    contract's type would have checked, without making one."""
+    cdef elman_array_head* head
+    if not PyObject_TypeCheck(a, NDARRAY):
+        raise TypeError(f"{name} must be a NumPy array; got {type(a).__name__}")
+    head = <elman_array_head*><PyObject*>a
+    if ((head.descr.type_num != type_num
+            and not (type_num == INTP and head.descr.type_num == INTP_TWIN))
+            or head.nd != ndim or not head.flags & ELMAN_ARRAY_C_CONTIGUOUS
+            or (writeable and not head.flags & ELMAN_ARRAY_WRITEABLE)):
+        expected = "intp" if type_num == INTP else ("float64" if type_num == FLOAT64
+                                                    else "float32")
+        raise ValueError(
+            f"{name} must be a C-contiguous{' writeable' if writeable else ''} "
+            f"{ndim}-d {expected} array; got a {a.ndim}-d {a.dtype} array, "
+            f"C-contiguous {a.flags.c_contiguous}, writeable {a.flags.writeable}")
+    return head
+
+
+# ---------------------------------------------------------------------------
 # Public kernels (signatures of the contract in _kernels_numpy)
 # ---------------------------------------------------------------------------
 
@@ -534,80 +598,162 @@ cdef inline void _tanh_backward_row(const floating* dh, const floating* carry,
         da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
 
 
-def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-            Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
-            const floating[:, :, ::1] h0, const Py_ssize_t[::1] lengths,
-            floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
-    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
+def forward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+            bint many_to_many, X, h0, lengths, Y_out, h_last):
+    cdef int kind = _float_kind(theta)
+    cdef elman_array_head* x = _array(X, "X", kind, 3, False)
+    cdef Py_ssize_t B = x.dimensions[0], T = x.dimensions[1]
+    cdef void* p_theta = _array(theta, "theta", kind, 1, False).data
+    cdef void* p_h0 = _array(h0, "h0", kind, 3, False).data
+    cdef void* p_lengths = _array(lengths, "lengths", INTP, 1, False).data
+    cdef void* p_y = _array(Y_out, "Y_out", kind, 3, True).data
+    cdef void* p_h = _array(h_last, "h_last", kind, 3, True).data
+    cdef int status
+    if B == 0:
+        return
+    with nogil:
+        if kind == FLOAT64:
+            status = _forward[double](<const double*>p_theta, I, H, O, L, many_to_many,
+                                      B, T, <const double*>x.data, <const double*>p_h0,
+                                      <const Py_ssize_t*>p_lengths, <double*>p_y,
+                                      <double*>p_h)
+        else:
+            status = _forward[float](<const float*>p_theta, I, H, O, L, many_to_many,
+                                     B, T, <const float*>x.data, <const float*>p_h0,
+                                     <const Py_ssize_t*>p_lengths, <float*>p_y,
+                                     <float*>p_h)
+    if status < 0:
+        raise MemoryError()
+
+
+cdef int _forward(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+                  Py_ssize_t L, bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                  const floating* X, const floating* h0, const Py_ssize_t* lengths,
+                  floating* Y_out, floating* h_last) noexcept nogil:
+    """The body of ``forward``, on raw data; -1 when out of memory."""
     cdef Py_ssize_t n_transposes = _transposes_size(I, H, L)
+    cdef Py_ssize_t y_rows = T if many_to_many else 1
     cdef floating* work
     cdef floating* transposes
     cdef floating* current
     cdef floating* previous
     cdef floating* swap
+    cdef floating* y
     cdef const floating* WxhT
     cdef const floating* Whh
     cdef const floating* bh
-    cdef const floating* Why
-    cdef const floating* by
+    cdef const floating* Why = theta + _layer_offset(L, I, H)
+    cdef const floating* by = Why + O * H
     cdef const floating* inputs
-    cdef Py_ssize_t b, t, layer, fan_in, base, steps, in_stride
-    if B == 0:
-        return
+    cdef Py_ssize_t b, t, layer, fan_in, base, steps
     work = <floating*>malloc((n_transposes + 2 * T * H + 1) * sizeof(floating))
     if work == NULL:
-        raise MemoryError()
+        return -1
     transposes = work
     current = work + n_transposes
     previous = current + T * H
-    Why = &theta[0] + _layer_offset(L, I, H)
-    by = Why + O * H
-    with nogil:
-        _make_transposes(&theta[0], I, H, L, transposes)
-        for b in range(B):
-            steps = lengths[b]
-            inputs = &X[b, 0, 0]
-            WxhT = transposes
-            for layer in range(L):
-                fan_in = _fan_in(layer, I, H)
-                base = _layer_offset(layer, I, H)
-                Whh = &theta[0] + base + H * fan_in
-                bh = Whh + H * H
-                _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs,
-                               &h0[layer, b, 0], current)
-                memcpy(&h_last[layer, b, 0], current + (steps - 1) * H,
-                       H * sizeof(floating))
-                WxhT += H * fan_in
-                inputs = current
-                swap = previous
-                previous = current
-                current = swap
-            # ``previous`` now holds the top layer's states.
-            if many_to_many:
-                for t in range(steps):
-                    _head(Why, by, O, H, previous + t * H, &Y_out[b, t, 0])
-                if steps < T:
-                    memset(&Y_out[b, steps, 0], 0, (T - steps) * O * sizeof(floating))
-            else:
-                _head(Why, by, O, H, previous + (steps - 1) * H, &Y_out[b, 0, 0])
+    _make_transposes(theta, I, H, L, transposes)
+    for b in range(B):
+        steps = lengths[b]
+        inputs = X + b * T * I
+        WxhT = transposes
+        for layer in range(L):
+            fan_in = _fan_in(layer, I, H)
+            base = _layer_offset(layer, I, H)
+            Whh = theta + base + H * fan_in
+            bh = Whh + H * H
+            _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs,
+                           h0 + (layer * B + b) * H, current)
+            memcpy(h_last + (layer * B + b) * H, current + (steps - 1) * H,
+                   H * sizeof(floating))
+            WxhT += H * fan_in
+            inputs = current
+            swap = previous
+            previous = current
+            current = swap
+        # ``previous`` now holds the top layer's states.
+        y = Y_out + b * y_rows * O
+        if many_to_many:
+            for t in range(steps):
+                _head(Why, by, O, H, previous + t * H, y + t * O)
+            if steps < T:
+                memset(y + steps * O, 0, (T - steps) * O * sizeof(floating))
+        else:
+            _head(Why, by, O, H, previous + (steps - 1) * H, y)
     free(work)
+    return 0
 
 
-def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                  Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
-                  const floating[:, :, ::1] Y, const floating[:, :, ::1] h0,
-                  const Py_ssize_t[::1] lengths, floating[::1] grad):
-    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
-    cdef floating* work = <floating*>malloc(
-        (_loss_grad_work_size(I, H, O, L, B, T) + 1) * sizeof(floating))
+def loss_and_grad(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                  bint many_to_many, X, Y, h0, lengths, grad):
+    cdef int kind = _float_kind(theta)
+    cdef elman_array_head* x = _array(X, "X", kind, 3, False)
+    cdef Py_ssize_t B = x.dimensions[0], T = x.dimensions[1]
+    cdef void* p_theta = _array(theta, "theta", kind, 1, False).data
+    cdef void* p_y = _array(Y, "Y", kind, 3, False).data
+    cdef void* p_h0 = _array(h0, "h0", kind, 3, False).data
+    cdef void* p_lengths = _array(lengths, "lengths", INTP, 1, False).data
+    cdef void* p_grad = _array(grad, "grad", kind, 1, True).data
+    cdef Py_ssize_t work_size = _loss_grad_work_size(I, H, O, L, B, T) + 1
+    cdef void* work = malloc(work_size * (8 if kind == FLOAT64 else 4))
     cdef double loss
     if work == NULL:
         raise MemoryError()
     with nogil:
-        loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, B, T, &X[0, 0, 0],
-                              &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0], work)
+        if kind == FLOAT64:
+            loss = _loss_and_grad[double](
+                <const double*>p_theta, I, H, O, L, many_to_many, B, T,
+                <const double*>x.data, <const double*>p_y, <const double*>p_h0,
+                <const Py_ssize_t*>p_lengths, <double*>p_grad, <double*>work)
+        else:
+            loss = _loss_and_grad[float](
+                <const float*>p_theta, I, H, O, L, many_to_many, B, T,
+                <const float*>x.data, <const float*>p_y, <const float*>p_h0,
+                <const Py_ssize_t*>p_lengths, <float*>p_grad, <float*>work)
     free(work)
     return loss
+
+
+def step(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L, x, h, y,
+         h_next):
+    cdef int kind = _float_kind(theta)
+    cdef void* p_theta = _array(theta, "theta", kind, 1, False).data
+    cdef void* p_x = _array(x, "x", kind, 2, False).data
+    cdef void* p_h = _array(h, "h", kind, 2, False).data
+    cdef void* p_h_next = _array(h_next, "h_next", kind, 2, True).data
+    # y is (O,) or (1, O): the two shapes forward returns for one unbatched step.
+    cdef void* p_y = _array(y, "y", kind, y.ndim, True).data
+    cdef int status
+    with nogil:
+        if kind == FLOAT64:
+            status = _step[double](<const double*>p_theta, I, H, O, L,
+                                   <const double*>p_x, <const double*>p_h,
+                                   <double*>p_y, <double*>p_h_next)
+        else:
+            status = _step[float](<const float*>p_theta, I, H, O, L,
+                                  <const float*>p_x, <const float*>p_h,
+                                  <float*>p_y, <float*>p_h_next)
+    if status < 0:
+        raise MemoryError()
+
+
+cdef int _step(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+               Py_ssize_t L, const floating* x, const floating* h, floating* y,
+               floating* h_next) noexcept nogil:
+    """One step of every layer and the head; -1 when out of memory. The same
+    arithmetic, in the same order, as a step of ``_layer_forward``."""
+    cdef Py_ssize_t n_transposes = _transposes_size(I, H, L)
+    cdef floating* work
+    cdef const floating* Why = theta + _layer_offset(L, I, H)
+    work = <floating*>malloc((n_transposes + H + 1) * sizeof(floating))
+    if work == NULL:
+        return -1
+    _make_transposes(theta, I, H, L, work)
+    memcpy(h_next, h, L * H * sizeof(floating))
+    _step_all_layers(theta, work, I, H, L, x, h_next, work + n_transposes)
+    _head(Why, Why + O * H, O, H, h_next + (L - 1) * H, y)
+    free(work)
+    return 0
 
 
 def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,

@@ -61,6 +61,10 @@ train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
     each batch's loss to ``losses`` and returns how many updates were applied. It
     stops before updating at the first batch whose loss or gradient is not finite,
     so theta always holds the last finite weights.
+step(theta, I, H, O, L, x, h, y, h_next)
+    One step of a stream: from the states h (L, H) and one input x (1, I), writes
+    the states after it to h_next (L, H) and the head's output to y ((O,) or
+    (1, O)), as ``forward`` on one sequence of one step does.
 forecast(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last)
     Closed loop. Runs the history X (B, T, I) from h0; Y_out[:, 0] is the output
     after the last history step. For s >= 1 the input is future[:, s - 1] (B, S-1, I)
@@ -81,7 +85,7 @@ from elman import _gemm_path
 
 KERNEL_FUNCTIONS = ("tanh_step_forward", "tanh_step_backward", "recurrence_forward",
                     "recurrence_backward", "forward", "loss_and_grad", "train_steps",
-                    "forecast")
+                    "forecast", "step")
 
 
 def tanh_step_forward(A, P_t, out):
@@ -121,6 +125,13 @@ def loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
     with np.errstate(**_QUIET):
         return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, many_to_many, X,
                                         Y, h0, lengths, grad)
+
+
+def step(theta, I, H, O, L, x, h, y, h_next):
+    Y = np.empty((1, 1, O), dtype=theta.dtype)
+    forward(theta, I, H, O, L, True, x.reshape(1, 1, I), h.reshape(L, 1, H),
+            np.ones(1, dtype=np.intp), Y, h_next.reshape(L, 1, H))
+    y.reshape(O)[:] = Y.reshape(O)
 
 
 def train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,

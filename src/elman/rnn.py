@@ -28,6 +28,7 @@ from elman._layout import (
     weight_shapes,
 )
 from elman._validation import (
+    all_finite,
     as_float_array,
     as_numeric_array,
     check_bool,
@@ -40,7 +41,6 @@ from elman._validation import (
     check_sequence_lengths,
     check_sequences,
     check_targets,
-    all_finite,
     full_lengths,
     ready_array,
     shape_text,
@@ -335,6 +335,19 @@ class RNN:
             X = X.reshape(1, steps, width)
         return X, h0, full_lengths(batch, steps), unbatched
 
+    def _is_stream_step(self, X: object, h0: object) -> bool:
+        """True when X is one unbatched step (1, input_size) and h0 the states
+        (num_layers, hidden_size), both ndarrays (not subclasses) in the model's
+        dtype, C-contiguous and finite: what the full checks would pass without a
+        copy."""
+        dtype = self.dtype
+        return (type(X) is np.ndarray and type(h0) is np.ndarray
+                and X.shape == (1, self.input_size)
+                and h0.shape == (self.num_layers, self.hidden_size)
+                and X.dtype == dtype and h0.dtype == dtype
+                and X.flags.c_contiguous and h0.flags.c_contiguous
+                and all_finite(X) and all_finite(h0))
+
     def _ready_targets(self, Y: object, batch: int, steps: int,
                        unbatched: bool) -> FloatArray | None:
         """Targets (B, T or 1, O) when Y needs neither a conversion nor a copy; else
@@ -396,6 +409,15 @@ class RNN:
             Only with ``return_state=True``; (num_layers, hidden_size) for
             unbatched X.
         """
+        if return_state and lengths is None and self._is_stream_step(X, h0):
+            # The streaming idiom, forward(x_t[None], h, return_state=True), when
+            # x_t and h are ready as they are: one compiled step.
+            Y = np.empty((1, self.output_size) if self.return_sequences
+                         else (self.output_size,), dtype=self.dtype)
+            h_last = np.empty((self.num_layers, self.hidden_size), dtype=self.dtype)
+            _engine.step(self._theta, self.input_size, self.hidden_size, self.output_size,
+                         self.num_layers, X, h0, Y, h_last)
+            return Y, h_last
         ready = self._ready_inputs(X, h0, lengths)
         if ready is None:
             X, unbatched = check_sequences(X, self.input_size, self.dtype)
