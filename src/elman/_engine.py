@@ -181,8 +181,8 @@ def loss_and_grad(theta: FloatArray, I: int, H: int, O: int, L: int, many_to_man
     return loss
 
 
-def step(theta: FloatArray, I: int, H: int, O: int, L: int, x: FloatArray,
-         h: FloatArray, y: FloatArray, h_next: FloatArray) -> None:
+def step(theta: FloatArray, I: int, H: int, O: int, L: int, x: object, h: object,
+         y: FloatArray, h_next: FloatArray) -> None:
     """One streaming step of checked inputs (the kernel contract's ``step``). A step
     is a batch of one: the fused loops' route, whatever the hidden size."""
     _backend.get_kernels().step(theta, I, H, O, L, x, h, y, h_next)
