@@ -1,6 +1,8 @@
 # cython: language_level=3
-"""Compiled kernels: the tanh recurrence, backpropagation through time, and whole
-training steps, as typed-memoryview loops that run without the GIL.
+"""Compiled kernels: the tanh or relu recurrence, backpropagation through time (the
+vector-Jacobian product ``backward``, and ``loss_and_grad``, the same core with dL/dy
+from the loss), and whole training steps, as typed-memoryview loops that run without
+the GIL.
 
 Same functions, signatures and results as the NumPy twin, ``_kernels_numpy``, whose
 docstring is the contract. Inputs are trusted: the model validates, casts and
@@ -9,13 +11,14 @@ where ELMAN_CYTHON_DEBUG=1 turns the checks back on.
 
 Why whole steps in one call: at the tutorials' sizes (hidden 4 to 50) a training
 step is 1 to 20 us of arithmetic, and every separate NumPy call from Python costs
-about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``train_steps`` and
+about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``backward``, ``train_steps`` and
 ``forecast`` each do all of their work (projection, recurrence, head, loss and
 gradient sums) inside one call, in loops over contiguous rows that the compiler
 vectorises. Large shapes go through ``_gemm_path`` instead, which wraps BLAS
 products around ``recurrence_forward`` / ``recurrence_backward`` or around the
-elementwise step kernels ``tanh_step_forward`` / ``tanh_step_backward``; which
-code serves a call is decided in one place, the route table ``elman._engine``.
+elementwise step kernels ``tanh_step_forward`` / ``tanh_step_backward`` (and the
+relu pair); which code serves a call is decided in one place, the route table
+``elman._engine``.
 
 The C helpers (tanh, tiled gradient sums, matrix-vector product) are in
 ``_kernels.h``; the optimizer codes and constants come from ``elman._update``.
@@ -78,6 +81,53 @@ cdef inline void _tanh_inplace(floating* a, Py_ssize_t n) noexcept nogil:
         elman_tanh_inplace_f(a, n)
     else:
         elman_tanh_inplace_d(a, n)
+
+
+# Activation codes: the index in elman._layout.ACTIVATIONS (tests/test_kernel_contract.py
+# compares ACTIVATION_CODES with it).
+cdef enum:
+    TANH = 0
+    RELU = 1
+
+ACTIVATION_CODES = {"tanh": TANH, "relu": RELU}
+
+
+cdef inline void _relu_inplace(floating* a, Py_ssize_t n) noexcept nogil:
+    """a = max(0, a); NaN stays NaN, as np.maximum."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] < 0:
+            a[i] = 0
+
+
+cdef inline void _activate_inplace(floating* a, Py_ssize_t n,
+                                   int activation) noexcept nogil:
+    if activation == RELU:
+        _relu_inplace(a, n)
+    else:
+        _tanh_inplace(a, n)
+
+
+cdef inline void _activation_backward_row(const floating* dh, const floating* carry,
+                                          const floating* h, int activation, Py_ssize_t H,
+                                          floating* da) noexcept nogil:
+    """da = (dh + carry) f'(a), with f' written from h = f(a): 1 - h^2 for tanh, and
+    for relu 1 where h > 0, else 0 (as torch). ``carry`` may be NULL (zero); da
+    may be dh."""
+    cdef Py_ssize_t i
+    if activation == RELU:
+        if carry == NULL:
+            for i in range(H):
+                da[i] = dh[i] if h[i] > 0 else 0
+        else:
+            for i in range(H):
+                da[i] = dh[i] + carry[i] if h[i] > 0 else 0
+    elif carry == NULL:
+        for i in range(H):
+            da[i] = dh[i] * (1 - h[i] * h[i])
+    else:
+        for i in range(H):
+            da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
 
 
 cdef inline void _gemm_tn(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
@@ -192,8 +242,10 @@ cdef void _make_transposes(const floating* theta, Py_ssize_t I, Py_ssize_t H,
 cdef void _layer_forward(const floating* WxhT, const floating* Whh,
                          const floating* bh, Py_ssize_t fan_in, Py_ssize_t H,
                          Py_ssize_t steps, const floating* inputs,
-                         const floating* h_init, floating* hs) noexcept nogil:
-    """hs[t] = tanh(Wxh inputs[t] + Whh hs[t-1] + bh) for t < steps (row-major)."""
+                         const floating* h_init, floating* hs,
+                         int activation) noexcept nogil:
+    """hs[t] = f(Wxh inputs[t] + Whh hs[t-1] + bh) for t < steps (row-major), f the
+    activation."""
     cdef Py_ssize_t t
     cdef floating* a
     cdef const floating* x
@@ -204,7 +256,7 @@ cdef void _layer_forward(const floating* WxhT, const floating* Whh,
         x = inputs + t * fan_in
         _add_rows(fan_in, H, x, 1, WxhT, H, a)
         _gemv(H, H, Whh, H, h_prev, a)
-        _tanh_inplace(a, H)
+        _activate_inplace(a, H, activation)
         h_prev = a
 
 
@@ -231,13 +283,19 @@ cdef Py_ssize_t _loss_grad_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
-                           Py_ssize_t O, Py_ssize_t L, bint many_to_many,
-                           Py_ssize_t B, Py_ssize_t T, const floating* X,
-                           const floating* Y, const floating* h0,
+                           Py_ssize_t O, Py_ssize_t L, int activation,
+                           bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                           const floating* X, const floating* Y, const floating* h0,
                            const Py_ssize_t* lengths, floating* grad,
-                           floating* work) noexcept nogil:
+                           floating* work, bint y_is_gradient, floating* dX,
+                           floating* dh0) noexcept nogil:
     """Loss (returned) and its gradient (written to grad); ``work`` has
-    _loss_grad_work_size elements."""
+    _loss_grad_work_size elements.
+
+    One core for both gradients: dL/dy comes from the loss against the targets Y,
+    or, with ``y_is_gradient``, Y is dL/dy itself (``backward``) and 0 is returned.
+    ``dX`` (B, T, I) and ``dh0`` (L, B, H), when not NULL, receive the gradients
+    reaching the inputs and the initial states."""
     cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
     cdef Py_ssize_t sequence = B * T * H
     cdef floating* transposes = work
@@ -269,10 +327,12 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     cdef const floating* target
     cdef floating* hs
     cdef Py_ssize_t layer, fan_in, base, b, t, i, k, o, steps, count
-    cdef floating scale, diff, dy
+    cdef floating scale, diff
     cdef double loss = 0.0
 
     memset(grad, 0, P * sizeof(floating))
+    if dX != NULL:
+        memset(dX, 0, B * T * I * sizeof(floating))  # padded steps stay zero
     _make_transposes(theta, I, H, L, transposes)
 
     # Forward, layer by layer, each sequence over its valid steps only.
@@ -289,7 +349,7 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                 inputs = states + (layer - 1) * sequence + b * T * H
             _layer_forward(WxhT, Whh, bh, fan_in, H, lengths[b], inputs,
                            h0 + (layer * B + b) * H,
-                           states + layer * sequence + b * T * H)
+                           states + layer * sequence + b * T * H, activation)
         WxhT += H * fan_in
 
     if many_to_many:
@@ -337,26 +397,33 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                             target = Y + (b * T + t) * O
                         else:
                             target = Y + b * O
-                        _head(Why, by, O, H, h, y)
+                        if y_is_gradient:
+                            memcpy(y, target, O * sizeof(floating))
+                        else:
+                            # y becomes dL/dy of this row.
+                            _head(Why, by, O, H, h, y)
+                            for o in range(O):
+                                diff = y[o] - target[o]
+                                loss += diff * diff
+                                y[o] = scale * diff
                         for o in range(O):
-                            diff = y[o] - target[o]
-                            loss += diff * diff
-                            dy = scale * diff
-                            y[o] = dy
-                            gby[o] += dy
-                            _axpy(H, dy, h, gWhy + o * H)
+                            gby[o] += y[o]
+                            _axpy(H, y[o], h, gWhy + o * H)
                         _add_rows(O, H, y, 1, Why, H, dh)
                 else:
                     _axpy(H, <floating>1, d_above + (b * T + t) * H, dh)
-                for i in range(H):
-                    da[i] = dh[i] * (1 - h[i] * h[i])
-                if t > 0:
+                _activation_backward_row(dh, <floating*>NULL, h, activation, H, da)
+                if t > 0 or dh0 != NULL:
                     memset(carry, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Whh, H, carry)
                 if layer > 0:
                     # dL/d(input at t) = Wxh^T da: the layer below's dh from above.
                     memset(d_below + (b * T + t) * H, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Wxh, H, d_below + (b * T + t) * H)
+                elif dX != NULL:
+                    _add_rows(H, I, da, 1, Wxh, I, dX + (b * T + t) * I)
+            if dh0 != NULL:  # carry is Whh^T da_0: dL/dh0
+                memcpy(dh0 + (layer * B + b) * H, carry, H * sizeof(floating))
             # This sequence's share of the weight gradients.
             for t in range(steps):
                 _axpy(H, <floating>1, dA + t * H, gbh)
@@ -452,19 +519,22 @@ cdef void _apply_update(int optimizer, floating* theta, const floating* grad,
 INSTRUCTION_SET = "baseline"
 
 
+cdef inline void _step_forward_row(const floating* a, const floating* p, Py_ssize_t n,
+                                   int activation, floating* out) noexcept nogil:
+    """out = f(a + p), n elements; out may be p."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = a[i] + p[i]
+    _activate_inplace(out, n, activation)
+
+
 def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
                       floating[:, ::1] out):
-    cdef Py_ssize_t n = A.shape[0] * A.shape[1], i
-    cdef const floating* a
-    cdef const floating* p
-    cdef floating* o
+    cdef Py_ssize_t n = A.shape[0] * A.shape[1]
     if n == 0:
         return
-    a, p, o = &A[0, 0], &P_t[0, 0], &out[0, 0]
-    with nogil:
-        for i in range(n):
-            o[i] = a[i] + p[i]
-        _tanh_inplace(o, n)
+    with nogil:  # the rows are contiguous: one row of n elements
+        _step_forward_row(&A[0, 0], &P_t[0, 0], n, TANH, &out[0, 0])
 
 
 def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
@@ -473,10 +543,31 @@ def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry
     if n == 0:
         return
     with nogil:  # the rows are contiguous: one row of n elements
-        _tanh_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], True, n, &out[0, 0])
+        _activation_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], TANH, n,
+                                 &out[0, 0])
 
 
-def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
+def relu_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
+                      floating[:, ::1] out):
+    cdef Py_ssize_t n = A.shape[0] * A.shape[1]
+    if n == 0:
+        return
+    with nogil:
+        _step_forward_row(&A[0, 0], &P_t[0, 0], n, RELU, &out[0, 0])
+
+
+def relu_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
+                       const floating[:, ::1] h_t, floating[:, ::1] out):
+    cdef Py_ssize_t n = dH_t.shape[0] * dH_t.shape[1]
+    if n == 0:
+        return
+    with nogil:
+        _activation_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], RELU, n,
+                                 &out[0, 0])
+
+
+def recurrence_forward(int activation, const floating[:, :, ::1] P,
+                       const floating[:, ::1] Whh,
                        const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
                        floating[:, :, ::1] Hs):
     cdef Py_ssize_t T = P.shape[0], B = P.shape[1], H = P.shape[2]
@@ -496,11 +587,12 @@ def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
                 if a != &P[t, b, 0]:  # P and Hs may be one buffer (in place)
                     memcpy(a, &P[t, b, 0], H * sizeof(floating))
                 _gemv(H, H, &Whh[0, 0], H, h_prev, a)
-                _tanh_inplace(a, H)
+                _activate_inplace(a, H, activation)
                 h_prev = a
 
 
-def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] Hs,
+def recurrence_backward(int activation, const floating[:, :, ::1] dH,
+                        const floating[:, :, ::1] Hs,
                         const floating[:, ::1] Whh, const Py_ssize_t[::1] lengths,
                         Py_ssize_t start, floating[:, ::1] carry,
                         floating[:, :, ::1] dA):
@@ -514,28 +606,19 @@ def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] 
             c = &carry[b, 0]
             for i in range(K - 1, -1, -1):
                 t = start + i
-                _tanh_backward_row(&dH[i, b, 0], c, &Hs[i, b, 0], t < lengths[b], H,
-                                   &dA[i, b, 0])
+                if t < lengths[b]:
+                    _activation_backward_row(&dH[i, b, 0], c, &Hs[i, b, 0], activation,
+                                             H, &dA[i, b, 0])
+                else:
+                    memset(&dA[i, b, 0], 0, H * sizeof(floating))
                 if t > 0:
                     memset(c, 0, H * sizeof(floating))
                     if t < lengths[b]:
                         _add_rows(H, H, &dA[i, b, 0], 1, &Whh[0, 0], H, c)
 
 
-cdef inline void _tanh_backward_row(const floating* dh, const floating* carry,
-                                    const floating* h, bint valid, Py_ssize_t H,
-                                    floating* da) noexcept nogil:
-    """da = (dh + carry) (1 - h^2) at a valid step, 0 at a padded one; da may be dh."""
-    cdef Py_ssize_t i
-    if not valid:
-        memset(da, 0, H * sizeof(floating))
-        return
-    for i in range(H):
-        da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
-
-
 def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-            Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+            Py_ssize_t L, int activation, bint many_to_many, const floating[:, :, ::1] X,
             const floating[:, :, ::1] h0, const Py_ssize_t[::1] lengths,
             floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
@@ -574,7 +657,7 @@ def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 Whh = &theta[0] + base + H * fan_in
                 bh = Whh + H * H
                 _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs,
-                               &h0[layer, b, 0], current)
+                               &h0[layer, b, 0], current, activation)
                 memcpy(&h_last[layer, b, 0], current + (steps - 1) * H,
                        H * sizeof(floating))
                 WxhT += H * fan_in
@@ -594,9 +677,10 @@ def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                  Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
-                  const floating[:, :, ::1] Y, const floating[:, :, ::1] h0,
-                  const Py_ssize_t[::1] lengths, floating[::1] grad):
+                  Py_ssize_t L, int activation, bint many_to_many,
+                  const floating[:, :, ::1] X, const floating[:, :, ::1] Y,
+                  const floating[:, :, ::1] h0, const Py_ssize_t[::1] lengths,
+                  floating[::1] grad):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
     cdef floating* work = <floating*>malloc(
         (_loss_grad_work_size(I, H, O, L, B, T) + 1) * sizeof(floating))
@@ -604,14 +688,37 @@ def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssiz
     if work == NULL:
         raise MemoryError()
     with nogil:
-        loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, B, T, &X[0, 0, 0],
-                              &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0], work)
+        loss = _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, B, T,
+                              &X[0, 0, 0], &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0],
+                              &grad[0], work, False, NULL, NULL)
     free(work)
     return loss
 
 
+def backward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+             Py_ssize_t L, int activation, bint many_to_many,
+             const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
+             const Py_ssize_t[::1] lengths, const floating[:, :, ::1] dY,
+             floating[::1] grad, floating[:, :, ::1] dX, floating[:, :, ::1] dh0):
+    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
+    cdef floating* work
+    if B == 0:
+        grad[:] = 0
+        return
+    work = <floating*>malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
+                             * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, B, T,
+                       &X[0, 0, 0], &dY[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0],
+                       work, True, &dX[0, 0, 0], &dh0[0, 0, 0])
+    free(work)
+
+
 def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+                Py_ssize_t L, int activation, bint many_to_many,
+                const floating[:, :, ::1] X,
                 const floating[:, :, ::1] Y, const Py_ssize_t[::1] lengths,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, int optimizer,
                 const double[::1] hyper, floating[:, ::1] state,
@@ -657,8 +764,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 memcpy(Xb + k * x_row, &X[row, 0, 0], x_row * sizeof(floating))
                 memcpy(Yb + k * y_row, &Y[row, 0, 0], y_row * sizeof(floating))
                 lb[k] = lengths[row]
-            loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, n, T, Xb, Yb,
-                                  h0, lb, grad, work)
+            loss = _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, n, T,
+                                  Xb, Yb, h0, lb, grad, work, False, NULL, NULL)
             losses[done] = loss
             if not isfinite(loss):
                 break
@@ -674,7 +781,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-             Py_ssize_t L, const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
+             Py_ssize_t L, int activation, const floating[:, :, ::1] X,
+             const floating[:, :, ::1] h0,
              const Py_ssize_t[::1] feedback, const floating[:, :, ::1] future,
              floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1], S = Y_out.shape[1]
@@ -704,7 +812,8 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
             for layer in range(L):
                 memcpy(state + layer * H, &h0[layer, b, 0], H * sizeof(floating))
             for t in range(T):
-                _step_all_layers(&theta[0], transposes, I, H, L, &X[b, t, 0], state, scratch)
+                _step_all_layers(&theta[0], transposes, I, H, L, activation,
+                                 &X[b, t, 0], state, scratch)
             h = state + (L - 1) * H
             _head(Why, by, O, H, h, &Y_out[b, 0, 0])
             for s in range(1, S):
@@ -712,7 +821,8 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
                 for o in range(O):
                     if feedback[o] >= 0:
                         x[feedback[o]] = Y_out[b, s - 1, o]
-                _step_all_layers(&theta[0], transposes, I, H, L, x, state, scratch)
+                _step_all_layers(&theta[0], transposes, I, H, L, activation, x, state,
+                                 scratch)
                 _head(Why, by, O, H, h, &Y_out[b, s, 0])
             for layer in range(L):
                 memcpy(&h_last[layer, b, 0], state + layer * H, H * sizeof(floating))
@@ -720,7 +830,7 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
 
 
 cdef void _step_all_layers(const floating* theta, const floating* transposes,
-                           Py_ssize_t I, Py_ssize_t H, Py_ssize_t L,
+                           Py_ssize_t I, Py_ssize_t H, Py_ssize_t L, int activation,
                            const floating* x, floating* state,
                            floating* scratch) noexcept nogil:
     """Advance every layer's state (L, H) in place by one input x (I,);
@@ -741,7 +851,7 @@ cdef void _step_all_layers(const floating* theta, const floating* transposes,
         memcpy(scratch, bh, H * sizeof(floating))
         _add_rows(fan_in, H, inputs, 1, WxhT, H, scratch)
         _gemv(H, H, Whh, H, h, scratch)
-        _tanh_inplace(scratch, H)
+        _activate_inplace(scratch, H, activation)
         memcpy(h, scratch, H * sizeof(floating))
         inputs = h
         WxhT += H * fan_in
