@@ -69,11 +69,11 @@ def elman_case(call, shape):
 
     def kernel_forward(n):
         for _ in range(n):
-            kernels.forward(theta, I, H, OUTPUT, 1, True, X, h0, lengths, Y_out, h_last)
+            kernels.forward(theta, I, H, OUTPUT, 1, 0, True, X, h0, lengths, Y_out, h_last)
 
     def kernel_loss_and_grad(n):
         for _ in range(n):
-            kernels.loss_and_grad(theta, I, H, OUTPUT, 1, True, 0, X, Y, h0, lengths, grad)
+            kernels.loss_and_grad(theta, I, H, OUTPUT, 1, 0, True, 0, X, Y, h0, lengths, grad)
 
     if call == "forward":
         def public(n):
@@ -104,7 +104,7 @@ def elman_case(call, shape):
 
     def kernel_step(n):
         for _ in range(n):
-            kernels.step(theta, I, H, OUTPUT, 1, x, h, y, h_next)
+            kernels.step(theta, I, H, OUTPUT, 1, 0, x, h, y, h_next)
 
     return public, kernel_step
 

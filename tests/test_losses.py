@@ -101,8 +101,8 @@ def route_functions(route, request):
 
 def call_loss_and_grad(function, model, theta, X, Y, h0, lengths):
     grad = np.full(theta.shape, np.nan, dtype=theta.dtype)
-    loss = function(theta, *model._sizes(), model.return_sequences, model._loss_code,
-                    X, Y, h0, lengths, grad)
+    loss = function(theta, *model._sizes(), model._activation, model.return_sequences,
+                    model._loss_code, X, Y, h0, lengths, grad)
     return loss, grad
 
 
@@ -263,9 +263,9 @@ def test_train_steps_is_sgd_on_loss_and_grad(loss, route, request):
         expected = expected - lr * grad
     state = np.zeros((2, theta.size))
     losses = np.full(2, np.nan)
-    done = train_steps(theta, *model._sizes(), True, model._loss_code, X, Yk, lengths, order,
-                       3, elman.optimizers.SGD.code, hyper, state, np.zeros(1, np.int64),
-                       0.0, 0.0, losses)
+    done = train_steps(theta, *model._sizes(), model._activation, True, model._loss_code, X,
+                       Yk, lengths, order, 3, elman.optimizers.SGD.code, hyper, state,
+                       np.zeros(1, np.int64), 0.0, 0.0, losses)
     assert done == 2
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-12)
     np.testing.assert_allclose(theta, expected, rtol=1e-12, atol=1e-14)

@@ -1,6 +1,8 @@
 # cython: language_level=3
-"""Compiled kernels: the tanh recurrence, backpropagation through time, and whole
-training steps, as typed-memoryview loops that run without the GIL.
+"""Compiled kernels: the tanh or relu recurrence, backpropagation through time (the
+vector-Jacobian product ``backward``, and ``loss_and_grad``, the same core with dL/dy
+from the loss), and whole training steps, as typed-memoryview loops that run without
+the GIL.
 
 Same functions, signatures and results as the NumPy twin, ``_kernels_numpy``, whose
 docstring is the contract. Inputs are trusted: the model validates, casts and
@@ -9,13 +11,14 @@ where ELMAN_CYTHON_DEBUG=1 turns the checks back on.
 
 Why whole steps in one call: at the tutorials' sizes (hidden 4 to 50) a training
 step is 1 to 20 us of arithmetic, and every separate NumPy call from Python costs
-about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``train_steps`` and
+about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``backward``, ``train_steps`` and
 ``forecast`` each do all of their work (projection, recurrence, head, loss and
 gradient sums) inside one call, in loops over contiguous rows that the compiler
 vectorises. Large shapes go through ``_gemm_path`` instead, which wraps BLAS
 products around ``recurrence_forward`` / ``recurrence_backward`` or around the
-elementwise step kernels ``tanh_step_forward`` / ``tanh_step_backward``; which
-code serves a call is decided in one place, the route table ``elman._engine``.
+elementwise step kernels ``tanh_step_forward`` / ``tanh_step_backward`` (and the
+relu pair); which code serves a call is decided in one place, the route table
+``elman._engine``.
 
 The C helpers (tanh, tiled gradient sums, matrix-vector product) are in
 ``_kernels.h``; the optimizer codes and constants come from ``elman._update``.
@@ -95,6 +98,53 @@ cdef inline void _tanh_inplace(floating* a, Py_ssize_t n) noexcept nogil:
         elman_tanh_inplace_f(a, n)
     else:
         elman_tanh_inplace_d(a, n)
+
+
+# Activation codes: the index in elman._layout.ACTIVATIONS (tests/test_kernel_contract.py
+# compares ACTIVATION_CODES with it).
+cdef enum:
+    TANH = 0
+    RELU = 1
+
+ACTIVATION_CODES = {"tanh": TANH, "relu": RELU}
+
+
+cdef inline void _relu_inplace(floating* a, Py_ssize_t n) noexcept nogil:
+    """a = max(0, a); NaN stays NaN, as np.maximum."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] < 0:
+            a[i] = 0
+
+
+cdef inline void _activate_inplace(floating* a, Py_ssize_t n,
+                                   int activation) noexcept nogil:
+    if activation == RELU:
+        _relu_inplace(a, n)
+    else:
+        _tanh_inplace(a, n)
+
+
+cdef inline void _activation_backward_row(const floating* dh, const floating* carry,
+                                          const floating* h, int activation, Py_ssize_t H,
+                                          floating* da) noexcept nogil:
+    """da = (dh + carry) f'(a), with f' written from h = f(a): 1 - h^2 for tanh, and
+    for relu 1 where h > 0, else 0 (as torch). ``carry`` may be NULL (zero); da
+    may be dh."""
+    cdef Py_ssize_t i
+    if activation == RELU:
+        if carry == NULL:
+            for i in range(H):
+                da[i] = dh[i] if h[i] > 0 else 0
+        else:
+            for i in range(H):
+                da[i] = dh[i] + carry[i] if h[i] > 0 else 0
+    elif carry == NULL:
+        for i in range(H):
+            da[i] = dh[i] * (1 - h[i] * h[i])
+    else:
+        for i in range(H):
+            da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
 
 
 cdef inline void _gemm_tn(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
@@ -209,8 +259,10 @@ cdef void _make_transposes(const floating* theta, Py_ssize_t I, Py_ssize_t H,
 cdef void _layer_forward(const floating* WxhT, const floating* Whh,
                          const floating* bh, Py_ssize_t fan_in, Py_ssize_t H,
                          Py_ssize_t steps, const floating* inputs,
-                         const floating* h_init, floating* hs) noexcept nogil:
-    """hs[t] = tanh(Wxh inputs[t] + Whh hs[t-1] + bh) for t < steps (row-major)."""
+                         const floating* h_init, floating* hs,
+                         int activation) noexcept nogil:
+    """hs[t] = f(Wxh inputs[t] + Whh hs[t-1] + bh) for t < steps (row-major), f the
+    activation."""
     cdef Py_ssize_t t
     cdef floating* a
     cdef const floating* x
@@ -221,7 +273,7 @@ cdef void _layer_forward(const floating* WxhT, const floating* Whh,
         x = inputs + t * fan_in
         _add_rows(fan_in, H, x, 1, WxhT, H, a)
         _gemv(H, H, Whh, H, h_prev, a)
-        _tanh_inplace(a, H)
+        _activate_inplace(a, H, activation)
         h_prev = a
 
 
@@ -325,13 +377,19 @@ cdef Py_ssize_t _loss_grad_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
-                           Py_ssize_t O, Py_ssize_t L, bint many_to_many, int loss_code,
-                           Py_ssize_t B, Py_ssize_t T, const floating* X,
-                           const floating* Y, const floating* h0,
+                           Py_ssize_t O, Py_ssize_t L, int activation,
+                           bint many_to_many, int loss_code, Py_ssize_t B, Py_ssize_t T,
+                           const floating* X, const floating* Y, const floating* h0,
                            const Py_ssize_t* lengths, floating* grad,
-                           floating* work) noexcept nogil:
+                           floating* work, bint y_is_gradient, floating* dX,
+                           floating* dh0) noexcept nogil:
     """Loss (returned) and its gradient (written to grad); ``work`` has
-    _loss_grad_work_size elements."""
+    _loss_grad_work_size elements.
+
+    One core for both gradients: dL/dy comes from the loss against the targets Y,
+    or, with ``y_is_gradient``, Y is dL/dy itself (``backward``) and 0 is returned.
+    ``dX`` (B, T, I) and ``dh0`` (L, B, H), when not NULL, receive the gradients
+    reaching the inputs and the initial states."""
     cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
     cdef Py_ssize_t sequence = B * T * H
     cdef floating* transposes = work
@@ -362,12 +420,15 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     cdef const floating* h_first
     cdef const floating* target
     cdef floating* hs
-    cdef Py_ssize_t W = _target_width(loss_code, O)
+    # Targets per row: the loss's width, or O when Y is dL/dy itself.
+    cdef Py_ssize_t W = O if y_is_gradient else _target_width(loss_code, O)
     cdef Py_ssize_t layer, fan_in, base, b, t, i, k, o, steps, count
-    cdef floating scale, dy
+    cdef floating scale
     cdef double loss = 0.0
 
     memset(grad, 0, P * sizeof(floating))
+    if dX != NULL:
+        memset(dX, 0, B * T * I * sizeof(floating))  # padded steps stay zero
     _make_transposes(theta, I, H, L, transposes)
 
     # Forward, layer by layer, each sequence over its valid steps only.
@@ -384,7 +445,7 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                 inputs = states + (layer - 1) * sequence + b * T * H
             _layer_forward(WxhT, Whh, bh, fan_in, H, lengths[b], inputs,
                            h0 + (layer * B + b) * H,
-                           states + layer * sequence + b * T * H)
+                           states + layer * sequence + b * T * H, activation)
         WxhT += H * fan_in
 
     if many_to_many:
@@ -432,24 +493,30 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                             target = Y + (b * T + t) * W
                         else:
                             target = Y + b * W
-                        _head(Why, by, O, H, h, y)
-                        loss += _loss_row(loss_code, y, target, O, scale)
+                        if y_is_gradient:
+                            memcpy(y, target, O * sizeof(floating))
+                        else:
+                            # y becomes dL/dy of this row.
+                            _head(Why, by, O, H, h, y)
+                            loss += _loss_row(loss_code, y, target, O, scale)
                         for o in range(O):
-                            dy = y[o]
-                            gby[o] += dy
-                            _axpy(H, dy, h, gWhy + o * H)
+                            gby[o] += y[o]
+                            _axpy(H, y[o], h, gWhy + o * H)
                         _add_rows(O, H, y, 1, Why, H, dh)
                 else:
                     _axpy(H, <floating>1, d_above + (b * T + t) * H, dh)
-                for i in range(H):
-                    da[i] = dh[i] * (1 - h[i] * h[i])
-                if t > 0:
+                _activation_backward_row(dh, <floating*>NULL, h, activation, H, da)
+                if t > 0 or dh0 != NULL:
                     memset(carry, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Whh, H, carry)
                 if layer > 0:
                     # dL/d(input at t) = Wxh^T da: the layer below's dh from above.
                     memset(d_below + (b * T + t) * H, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Wxh, H, d_below + (b * T + t) * H)
+                elif dX != NULL:
+                    _add_rows(H, I, da, 1, Wxh, I, dX + (b * T + t) * I)
+            if dh0 != NULL:  # carry is Whh^T da_0: dL/dh0
+                memcpy(dh0 + (layer * B + b) * H, carry, H * sizeof(floating))
             # This sequence's share of the weight gradients.
             for t in range(steps):
                 _axpy(H, <floating>1, dA + t * H, gbh)
@@ -606,19 +673,22 @@ cdef elman_array_head* _array(object a, str name, int type_num, int ndim,
 INSTRUCTION_SET = "baseline"
 
 
+cdef inline void _step_forward_row(const floating* a, const floating* p, Py_ssize_t n,
+                                   int activation, floating* out) noexcept nogil:
+    """out = f(a + p), n elements; out may be p."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = a[i] + p[i]
+    _activate_inplace(out, n, activation)
+
+
 def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
                       floating[:, ::1] out):
-    cdef Py_ssize_t n = A.shape[0] * A.shape[1], i
-    cdef const floating* a
-    cdef const floating* p
-    cdef floating* o
+    cdef Py_ssize_t n = A.shape[0] * A.shape[1]
     if n == 0:
         return
-    a, p, o = &A[0, 0], &P_t[0, 0], &out[0, 0]
-    with nogil:
-        for i in range(n):
-            o[i] = a[i] + p[i]
-        _tanh_inplace(o, n)
+    with nogil:  # the rows are contiguous: one row of n elements
+        _step_forward_row(&A[0, 0], &P_t[0, 0], n, TANH, &out[0, 0])
 
 
 def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
@@ -627,10 +697,31 @@ def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry
     if n == 0:
         return
     with nogil:  # the rows are contiguous: one row of n elements
-        _tanh_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], True, n, &out[0, 0])
+        _activation_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], TANH, n,
+                                 &out[0, 0])
 
 
-def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
+def relu_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
+                      floating[:, ::1] out):
+    cdef Py_ssize_t n = A.shape[0] * A.shape[1]
+    if n == 0:
+        return
+    with nogil:
+        _step_forward_row(&A[0, 0], &P_t[0, 0], n, RELU, &out[0, 0])
+
+
+def relu_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
+                       const floating[:, ::1] h_t, floating[:, ::1] out):
+    cdef Py_ssize_t n = dH_t.shape[0] * dH_t.shape[1]
+    if n == 0:
+        return
+    with nogil:
+        _activation_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], RELU, n,
+                                 &out[0, 0])
+
+
+def recurrence_forward(int activation, const floating[:, :, ::1] P,
+                       const floating[:, ::1] Whh,
                        const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
                        floating[:, :, ::1] Hs):
     cdef Py_ssize_t T = P.shape[0], B = P.shape[1], H = P.shape[2]
@@ -650,11 +741,12 @@ def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
                 if a != &P[t, b, 0]:  # P and Hs may be one buffer (in place)
                     memcpy(a, &P[t, b, 0], H * sizeof(floating))
                 _gemv(H, H, &Whh[0, 0], H, h_prev, a)
-                _tanh_inplace(a, H)
+                _activate_inplace(a, H, activation)
                 h_prev = a
 
 
-def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] Hs,
+def recurrence_backward(int activation, const floating[:, :, ::1] dH,
+                        const floating[:, :, ::1] Hs,
                         const floating[:, ::1] Whh, const Py_ssize_t[::1] lengths,
                         Py_ssize_t start, floating[:, ::1] carry,
                         floating[:, :, ::1] dA):
@@ -668,28 +760,19 @@ def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] 
             c = &carry[b, 0]
             for i in range(K - 1, -1, -1):
                 t = start + i
-                _tanh_backward_row(&dH[i, b, 0], c, &Hs[i, b, 0], t < lengths[b], H,
-                                   &dA[i, b, 0])
+                if t < lengths[b]:
+                    _activation_backward_row(&dH[i, b, 0], c, &Hs[i, b, 0], activation,
+                                             H, &dA[i, b, 0])
+                else:
+                    memset(&dA[i, b, 0], 0, H * sizeof(floating))
                 if t > 0:
                     memset(c, 0, H * sizeof(floating))
                     if t < lengths[b]:
                         _add_rows(H, H, &dA[i, b, 0], 1, &Whh[0, 0], H, c)
 
 
-cdef inline void _tanh_backward_row(const floating* dh, const floating* carry,
-                                    const floating* h, bint valid, Py_ssize_t H,
-                                    floating* da) noexcept nogil:
-    """da = (dh + carry) (1 - h^2) at a valid step, 0 at a padded one; da may be dh."""
-    cdef Py_ssize_t i
-    if not valid:
-        memset(da, 0, H * sizeof(floating))
-        return
-    for i in range(H):
-        da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
-
-
 def forward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-            bint many_to_many, X, h0, lengths, Y_out, h_last):
+            int activation, bint many_to_many, X, h0, lengths, Y_out, h_last):
     cdef int kind = _float_kind(theta)
     cdef elman_array_head* x = _array(X, "X", kind, 3, False)
     cdef Py_ssize_t B = x.dimensions[0], T = x.dimensions[1]
@@ -703,13 +786,13 @@ def forward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
         return
     with nogil:
         if kind == FLOAT64:
-            status = _forward[double](<const double*>p_theta, I, H, O, L, many_to_many,
-                                      B, T, <const double*>x.data, <const double*>p_h0,
+            status = _forward[double](<const double*>p_theta, I, H, O, L, activation,
+                                      many_to_many, B, T, <const double*>x.data, <const double*>p_h0,
                                       <const Py_ssize_t*>p_lengths, <double*>p_y,
                                       <double*>p_h)
         else:
-            status = _forward[float](<const float*>p_theta, I, H, O, L, many_to_many,
-                                     B, T, <const float*>x.data, <const float*>p_h0,
+            status = _forward[float](<const float*>p_theta, I, H, O, L, activation,
+                                     many_to_many, B, T, <const float*>x.data, <const float*>p_h0,
                                      <const Py_ssize_t*>p_lengths, <float*>p_y,
                                      <float*>p_h)
     if status < 0:
@@ -717,7 +800,8 @@ def forward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
 
 
 cdef int _forward(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                  Py_ssize_t L, bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                  Py_ssize_t L, int activation, bint many_to_many, Py_ssize_t B,
+                  Py_ssize_t T,
                   const floating* X, const floating* h0, const Py_ssize_t* lengths,
                   floating* Y_out, floating* h_last) noexcept nogil:
     """The body of ``forward``, on raw data; -1 when out of memory."""
@@ -753,7 +837,7 @@ cdef int _forward(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t 
             Whh = theta + base + H * fan_in
             bh = Whh + H * H
             _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs,
-                           h0 + (layer * B + b) * H, current)
+                           h0 + (layer * B + b) * H, current, activation)
             memcpy(h_last + (layer * B + b) * H, current + (steps - 1) * H,
                    H * sizeof(floating))
             WxhT += H * fan_in
@@ -775,7 +859,7 @@ cdef int _forward(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t 
 
 
 def loss_and_grad(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                  bint many_to_many, int loss, X, Y, h0, lengths, grad):
+                  int activation, bint many_to_many, int loss, X, Y, h0, lengths, grad):
     cdef int kind = _float_kind(theta)
     cdef elman_array_head* x = _array(X, "X", kind, 3, False)
     cdef Py_ssize_t B = x.dimensions[0], T = x.dimensions[1]
@@ -792,20 +876,22 @@ def loss_and_grad(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
     with nogil:
         if kind == FLOAT64:
             value = _loss_and_grad[double](
-                <const double*>p_theta, I, H, O, L, many_to_many, loss, B, T,
+                <const double*>p_theta, I, H, O, L, activation, many_to_many, loss, B, T,
                 <const double*>x.data, <const double*>p_y, <const double*>p_h0,
-                <const Py_ssize_t*>p_lengths, <double*>p_grad, <double*>work)
+                <const Py_ssize_t*>p_lengths, <double*>p_grad, <double*>work, False,
+                NULL, NULL)
         else:
             value = _loss_and_grad[float](
-                <const float*>p_theta, I, H, O, L, many_to_many, loss, B, T,
+                <const float*>p_theta, I, H, O, L, activation, many_to_many, loss, B, T,
                 <const float*>x.data, <const float*>p_y, <const float*>p_h0,
-                <const Py_ssize_t*>p_lengths, <float*>p_grad, <float*>work)
+                <const Py_ssize_t*>p_lengths, <float*>p_grad, <float*>work, False,
+                NULL, NULL)
     free(work)
     return value
 
 
-def step(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L, x, h, y,
-         h_next):
+def step(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+         int activation, x, h, y, h_next):
     cdef int kind = _float_kind(theta)
     cdef void* p_theta = _array(theta, "theta", kind, 1, False).data
     cdef void* p_x = _array(x, "x", kind, 2, False).data
@@ -816,11 +902,11 @@ def step(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L, x, h, y,
     cdef int status
     with nogil:
         if kind == FLOAT64:
-            status = _step[double](<const double*>p_theta, I, H, O, L,
+            status = _step[double](<const double*>p_theta, I, H, O, L, activation,
                                    <const double*>p_x, <const double*>p_h,
                                    <double*>p_y, <double*>p_h_next)
         else:
-            status = _step[float](<const float*>p_theta, I, H, O, L,
+            status = _step[float](<const float*>p_theta, I, H, O, L, activation,
                                   <const float*>p_x, <const float*>p_h,
                                   <float*>p_y, <float*>p_h_next)
     if status < 0:
@@ -828,8 +914,8 @@ def step(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L, x, h, y,
 
 
 cdef int _step(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-               Py_ssize_t L, const floating* x, const floating* h, floating* y,
-               floating* h_next) noexcept nogil:
+               Py_ssize_t L, int activation, const floating* x, const floating* h,
+               floating* y, floating* h_next) noexcept nogil:
     """One step of every layer and the head; -1 when out of memory. The same
     arithmetic, in the same order, as a step of ``_layer_forward``."""
     cdef Py_ssize_t n_transposes = _transposes_size(I, H, L)
@@ -840,14 +926,37 @@ cdef int _step(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
         return -1
     _make_transposes(theta, I, H, L, work)
     memcpy(h_next, h, L * H * sizeof(floating))
-    _step_all_layers(theta, work, I, H, L, x, h_next, work + n_transposes)
+    _step_all_layers(theta, work, I, H, L, activation, x, h_next, work + n_transposes)
     _head(Why, Why + O * H, O, H, h_next + (L - 1) * H, y)
     free(work)
     return 0
 
 
+def backward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+             Py_ssize_t L, int activation, bint many_to_many,
+             const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
+             const Py_ssize_t[::1] lengths, const floating[:, :, ::1] dY,
+             floating[::1] grad, floating[:, :, ::1] dX, floating[:, :, ::1] dh0):
+    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
+    cdef floating* work
+    if B == 0:
+        grad[:] = 0
+        return
+    work = <floating*>malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
+                             * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        # dY is dL/dy itself: no loss is computed (MSE's code stands in).
+        _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, MSE, B, T,
+                       &X[0, 0, 0], &dY[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0],
+                       work, True, &dX[0, 0, 0], &dh0[0, 0, 0])
+    free(work)
+
+
 def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                Py_ssize_t L, bint many_to_many, int loss, const floating[:, :, ::1] X,
+                Py_ssize_t L, int activation, bint many_to_many, int loss,
+                const floating[:, :, ::1] X,
                 const floating[:, :, ::1] Y, const Py_ssize_t[::1] lengths,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, int optimizer,
                 const double[::1] hyper, floating[:, ::1] state,
@@ -893,8 +1002,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 memcpy(Xb + k * x_row, &X[row, 0, 0], x_row * sizeof(floating))
                 memcpy(Yb + k * y_row, &Y[row, 0, 0], y_row * sizeof(floating))
                 lb[k] = lengths[row]
-            value = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, loss, n, T, Xb,
-                                   Yb, h0, lb, grad, work)
+            value = _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, loss,
+                                   n, T, Xb, Yb, h0, lb, grad, work, False, NULL, NULL)
             losses[done] = value
             if not isfinite(value):
                 break
@@ -910,7 +1019,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-             Py_ssize_t L, const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
+             Py_ssize_t L, int activation, const floating[:, :, ::1] X,
+             const floating[:, :, ::1] h0,
              const Py_ssize_t[::1] feedback, const floating[:, :, ::1] future,
              floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1], S = Y_out.shape[1]
@@ -940,7 +1050,8 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
             for layer in range(L):
                 memcpy(state + layer * H, &h0[layer, b, 0], H * sizeof(floating))
             for t in range(T):
-                _step_all_layers(&theta[0], transposes, I, H, L, &X[b, t, 0], state, scratch)
+                _step_all_layers(&theta[0], transposes, I, H, L, activation,
+                                 &X[b, t, 0], state, scratch)
             h = state + (L - 1) * H
             _head(Why, by, O, H, h, &Y_out[b, 0, 0])
             for s in range(1, S):
@@ -948,7 +1059,8 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
                 for o in range(O):
                     if feedback[o] >= 0:
                         x[feedback[o]] = Y_out[b, s - 1, o]
-                _step_all_layers(&theta[0], transposes, I, H, L, x, state, scratch)
+                _step_all_layers(&theta[0], transposes, I, H, L, activation, x, state,
+                                 scratch)
                 _head(Why, by, O, H, h, &Y_out[b, s, 0])
             for layer in range(L):
                 memcpy(&h_last[layer, b, 0], state + layer * H, H * sizeof(floating))
@@ -956,7 +1068,7 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
 
 
 cdef void _step_all_layers(const floating* theta, const floating* transposes,
-                           Py_ssize_t I, Py_ssize_t H, Py_ssize_t L,
+                           Py_ssize_t I, Py_ssize_t H, Py_ssize_t L, int activation,
                            const floating* x, floating* state,
                            floating* scratch) noexcept nogil:
     """Advance every layer's state (L, H) in place by one input x (I,);
@@ -977,7 +1089,7 @@ cdef void _step_all_layers(const floating* theta, const floating* transposes,
         memcpy(scratch, bh, H * sizeof(floating))
         _add_rows(fan_in, H, inputs, 1, WxhT, H, scratch)
         _gemv(H, H, Whh, H, h, scratch)
-        _tanh_inplace(scratch, H)
+        _activate_inplace(scratch, H, activation)
         memcpy(h, scratch, H * sizeof(floating))
         inputs = h
         WxhT += H * fan_in
