@@ -170,7 +170,6 @@ class RNN:
                                            allow_none=True, strict=True)
         self._loss_code = _losses.loss_code(loss)
         _losses.check_output_size(loss, self.output_size)
-        self.loss = loss
         self.n_params = parameter_count(self.input_size, self.hidden_size, self.output_size,
                                         self.num_layers)
         self._training_lock = threading.Lock()
@@ -221,6 +220,11 @@ class RNN:
                 if radius > 0:
                     Whh *= self.spectral_radius / radius
         return theta.astype(self.dtype)
+
+    @property
+    def loss(self) -> str:
+        """The loss the model trains on (a constructor argument; read-only)."""
+        return _losses.LOSSES[self._loss_code]
 
     def _sizes(self) -> tuple[int, int, int, int]:
         return self.input_size, self.hidden_size, self.output_size, self.num_layers
@@ -720,6 +724,8 @@ class RNN:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Models pickled before models had a loss trained on mean squared error.
+        state.setdefault("_loss_code", _losses.MSE)
         self.__dict__.update(state)
         self._training_lock = threading.Lock()
 
