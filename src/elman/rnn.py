@@ -423,7 +423,10 @@ class RNN:
         -------
         Y : ndarray
             (batch, time, output_size) when ``return_sequences``, else
-            (batch, output_size); without the batch axis for unbatched X.
+            (batch, output_size); without the batch axis for unbatched X. The
+            head's raw outputs whatever the loss: logits for ``cross_entropy``,
+            means then log-variances for ``gaussian_nll`` (:meth:`predict` turns
+            them into classes or means).
         h_last : ndarray, shape (num_layers, batch, hidden_size)
             Only with ``return_state=True``; (num_layers, hidden_size) for
             unbatched X.
