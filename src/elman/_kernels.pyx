@@ -92,7 +92,7 @@ cdef enum:
 ACTIVATION_CODES = {"tanh": TANH, "relu": RELU}
 
 
-cdef inline void _relu_inplace(floating* a, Py_ssize_t n) noexcept nogil:
+cdef void _relu_inplace(floating* a, Py_ssize_t n) noexcept nogil:
     """a = max(0, a); NaN stays NaN, as np.maximum."""
     cdef Py_ssize_t i
     for i in range(n):
@@ -412,7 +412,11 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                         _add_rows(O, H, y, 1, Why, H, dh)
                 else:
                     _axpy(H, <floating>1, d_above + (b * T + t) * H, dh)
-                _activation_backward_row(dh, <floating*>NULL, h, activation, H, da)
+                if activation == RELU:
+                    _activation_backward_row(dh, <floating*>NULL, h, activation, H, da)
+                else:
+                    for i in range(H):
+                        da[i] = dh[i] * (1 - h[i] * h[i])
                 if t > 0 or dh0 != NULL:
                     memset(carry, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Whh, H, carry)
