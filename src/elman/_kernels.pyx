@@ -92,7 +92,7 @@ cdef enum:
 ACTIVATION_CODES = {"tanh": TANH, "relu": RELU}
 
 
-cdef void _relu_inplace(floating* a, Py_ssize_t n) noexcept nogil:
+cdef inline void _relu_inplace(floating* a, Py_ssize_t n) noexcept nogil:
     """a = max(0, a); NaN stays NaN, as np.maximum."""
     cdef Py_ssize_t i
     for i in range(n):
