@@ -156,7 +156,7 @@ def loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, loss
 
 def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY,
              grad, dX, dh0):
-    layers, _, _ = parameter_views(theta, I, H, O, L)
+    layers, Why, _ = parameter_views(theta, I, H, O, L)
     Xt = _time_major(X)
     steps = Xt.shape[0]
     states = _run_layers(recurrences, activation, layers, Xt, h0, lengths)
@@ -171,8 +171,8 @@ def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, le
         read = _last_states(states[-1], lengths)
         dYt = dY[:, 0]
     dXt = np.empty(Xt.shape, dtype=theta.dtype)
-    _backward(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, h0, lengths,
-              states, read, dYt, grad, dXt, dh0)
+    _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt, h0,
+              lengths, states, read, dYt, grad, dXt, dh0)
     dX[...] = dXt.transpose(1, 0, 2)
 
 
@@ -196,18 +196,18 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, los
         loss, dY = value_and_gradient(loss_code, outputs, Y[:, 0])
 
     # dY is dL/dy_hat, zero at padded steps.
-    _backward(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, h0, lengths,
-              states, read, dY, grad, None, None)
+    _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt, h0,
+              lengths, states, read, dY, grad, None, None)
     return loss
 
 
-def _backward(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, h0, lengths,
-              states, read, dY, grad, dXt, dh0):
+def _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt, h0,
+              lengths, states, read, dY, grad, dXt, dh0):
     """The backward pass from dL/dy: dY (T, B, O) time-major, zero at padded steps, or
     (B, O) for many-to-one, reaching ``read``, the states the head read (the top
     layer's (T, B, H), or its last states (B, H)). Writes grad, and, when not None,
-    dXt (T, B, I), the gradient reaching the inputs, and dh0 (L, B, H)."""
-    layers, Why, _ = parameter_views(theta, I, H, O, L)
+    dXt (T, B, I), the gradient reaching the inputs, and dh0 (L, B, H). ``layers``
+    and ``Why`` are the weights' views (parameter_views)."""
     grad_layers, gWhy, gby = parameter_views(grad, I, H, O, L)
     steps, batch, _ = Xt.shape
     flat_dY = dY.reshape(-1, O)
@@ -217,9 +217,9 @@ def _backward(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, h0, 
     # The layers' gradients are sums over blocks (the head's are complete already).
     grad[:grad.shape[0] - O * H - O] = 0.0
     block = _block_steps(batch, H, steps)
-    buffers = [np.empty((block, batch, H), dtype=theta.dtype) for _ in range(2 if L > 1 else 1)]
-    carries = [np.zeros((batch, H), dtype=theta.dtype) for _ in range(L)]
-    product = np.empty(H * max(H, I), dtype=theta.dtype)  # scratch for _add_product
+    buffers = [np.empty((block, batch, H), dtype=grad.dtype) for _ in range(2 if L > 1 else 1)]
+    carries = [np.zeros((batch, H), dtype=grad.dtype) for _ in range(L)]
+    product = np.empty(H * max(H, I), dtype=grad.dtype)  # scratch for _add_product
     last = lengths - 1
     for stop in range(steps, 0, -block):
         start = max(0, stop - block)

@@ -505,7 +505,11 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                         _add_rows(O, H, y, 1, Why, H, dh)
                 else:
                     _axpy(H, <floating>1, d_above + (b * T + t) * H, dh)
-                _activation_backward_row(dh, <floating*>NULL, h, activation, H, da)
+                if activation == RELU:
+                    _activation_backward_row(dh, <floating*>NULL, h, activation, H, da)
+                else:
+                    for i in range(H):
+                        da[i] = dh[i] * (1 - h[i] * h[i])
                 if t > 0 or dh0 != NULL:
                     memset(carry, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Whh, H, carry)
