@@ -121,7 +121,14 @@ def gradient_flow(model: RNN, X: ArrayLike, Y: ArrayLike, h0: ArrayLike | None =
     _check_model("gradient_flow", model)
     if not isinstance(per_sequence, bool):
         raise TypeError(f"per_sequence must be True or False; got {per_sequence!r}")
-    X, Y, h0, lengths, unbatched = _checked_batch(model, X, Y, h0, lengths)
+    checked = _checked_batch(model, X, Y, h0, lengths)
+    norms: FloatArray = _gradient_flow(model, checked, per_sequence)
+    return norms
+
+
+def _gradient_flow(model, checked, per_sequence):
+    """gradient_flow of the arrays _checked_batch returns (see there)."""
+    X, Y, h0, lengths, unbatched = checked
     I, H, O, L = model.input_size, model.hidden_size, model.output_size, model.num_layers
     batch, steps, _ = X.shape
     layers, Why, by = parameter_views(model._theta, I, H, O, L)

@@ -221,18 +221,23 @@ def sample(logits: ArrayLike, *, temperature: float = 1.0,
                          f"{scores.shape}")
     if not np.isfinite(scores).all():
         raise ValueError("logits contain NaN or inf")
-    if temperature == 0:
-        chosen = scores.argmax(axis=-1)
-    else:
-        generator = np.random.default_rng(rng)
-        cumulative = np.cumsum(_probabilities(scores, temperature), axis=-1)
-        draws = generator.random(scores.shape[:-1] + (1,))
-        # The first class whose cumulative probability exceeds the draw.
-        chosen = np.minimum((cumulative <= draws * cumulative[..., -1:]).sum(axis=-1),
-                            scores.shape[-1] - 1)
+    chosen = _draw(scores.reshape(-1, scores.shape[-1]), temperature,
+                   np.random.default_rng(rng))
     if scores.ndim == 1:
-        return int(chosen)
-    return np.asarray(chosen, dtype=np.int64)
+        return int(chosen[0])
+    drawn: Array = chosen
+    return drawn
+
+
+def _draw(scores, temperature, generator):
+    """One class per row of scores (n, classes) float64, as ``sample`` describes."""
+    if temperature == 0:
+        return scores.argmax(axis=-1).astype(np.int64)
+    cumulative = np.cumsum(_probabilities(scores, temperature), axis=-1)
+    draws = generator.random((scores.shape[0], 1))
+    # The first class whose cumulative probability exceeds the draw.
+    chosen = (cumulative <= draws * cumulative[:, -1:]).sum(axis=-1)
+    return np.minimum(chosen, scores.shape[-1] - 1).astype(np.int64)
 
 
 def generate(model: RNN, vocab: CharVocabulary, seed_text: str, length: int, *,
@@ -283,10 +288,14 @@ def generate(model: RNN, vocab: CharVocabulary, seed_text: str, length: int, *,
                                    return_state=True)
     logits = outputs[-1] if model.return_sequences else outputs
     identity = np.eye(size, dtype=model.dtype)
-    written = []
-    for _ in range(length):
-        char = sample(logits, temperature=temperature, rng=generator)
-        written.append(char)
+    written = np.empty(length, dtype=np.int64)
+    for step in range(length):
+        scores = np.asarray(logits, dtype=np.float64).reshape(1, size)
+        if not np.isfinite(scores).all():
+            raise ValueError(f"the model's outputs became NaN or inf after {step} "
+                             f"characters")
+        char = int(_draw(scores, temperature, generator)[0])
+        written[step] = char
         outputs, state = model.forward(identity[char:char + 1], state, return_state=True)
         logits = outputs[-1] if model.return_sequences else outputs
     return vocab.decode(written)
