@@ -65,7 +65,7 @@ def make_cases(kernels, call, I, H, T, B, dtype, compare_recurrences):
         else:
             def run(n):
                 for _ in range(n):
-                    function(theta, I, H, O, L, True, X, Y, h0, lengths, grad)
+                    function(theta, I, H, O, L, True, 0, X, Y, h0, lengths, grad)
         return run
 
     if compare_recurrences:

@@ -61,7 +61,7 @@ def elman_case(call, shape):
 
     def kernel_loss_and_grad(n):
         for _ in range(n):
-            kernels.loss_and_grad(theta, I, H, OUTPUT, 1, True, X, Y, h0, lengths, grad)
+            kernels.loss_and_grad(theta, I, H, OUTPUT, 1, True, 0, X, Y, h0, lengths, grad)
 
     if call == "forward":
         def public(n):

@@ -127,7 +127,7 @@ def _kernel_loss_and_grad(loss_and_grad, model, X, Y, h0, lengths):
     grad = np.full(model.n_params, np.nan, dtype=model.dtype)
     loss = loss_and_grad(model.parameters, model.input_size, model.hidden_size,
                          model.output_size, model.num_layers, model.return_sequences,
-                         X, Y3, h0, lengths, grad)
+                         model._loss_code, X, Y3, h0, lengths, grad)
     return loss, grad
 
 
@@ -357,7 +357,7 @@ def test_train_steps_agree(optimizer, clip_value, clip_norm, dtype, compiled_ker
         state = np.zeros((2, model.n_params), dtype=dtype)
         step_count = np.zeros(1, dtype=np.int64)
         losses = np.full(3, np.nan)
-        done = kernels.train_steps(theta, 2, 6, 1, 2, True, X, Y, lengths, order, batch_size,
+        done = kernels.train_steps(theta, 2, 6, 1, 2, True, 0, X, Y, lengths, order, batch_size,
                                    optimizer.code, optimizer.hyperparameters(), state,
                                    step_count, clip_value, clip_norm, losses)
         results[name] = done, theta, state, int(step_count[0]), losses

@@ -4,8 +4,8 @@ The contract is written once, in the docstring of ``elman._kernels_numpy``;
 ``KERNEL_FUNCTIONS`` there names its functions. Each kernel module must export every
 one of them with the same parameters, and no other public function: what only tests
 or benchmarks need does not live in a kernel module. The compiled training loop
-reads the optimizer codes and constants from ``elman._update`` at import; the values
-it computes with must be those.
+reads the optimizer codes and constants from ``elman._update``, and the loss codes and
+constants from ``elman._losses``, at import; the values it computes with must be those.
 """
 
 import inspect
@@ -13,11 +13,11 @@ import re
 
 import pytest
 
-from elman import _kernels_numpy, _update
+from elman import _kernels_numpy, _losses, _update
 
 CONTRACT = _kernels_numpy.KERNEL_FUNCTIONS
 # Module-level values a kernel module may export beside the functions.
-DATA = {"INSTRUCTION_SET", "UPDATE_CONSTANTS", "KERNEL_FUNCTIONS"}
+DATA = {"INSTRUCTION_SET", "UPDATE_CONSTANTS", "LOSS_CONSTANTS", "KERNEL_FUNCTIONS"}
 
 
 def public_functions(module):
@@ -64,6 +64,14 @@ def test_compiled_constants_equal_the_python_ones(compiled_kernels):
     assert len(set(expected[k] for k in ("SGD_CODE", "ADAM_CODE"))) == 2
     hyper = [expected[k] for k in expected if k.startswith("HYPER_")]
     assert sorted(hyper) == list(range(_update.HYPER_SIZE))
+
+
+def test_compiled_loss_constants_equal_the_python_ones(compiled_kernels):
+    expected = {name: getattr(_losses, name) for name in (
+        "MSE", "MAE", "HUBER", "CROSS_ENTROPY", "GAUSSIAN_NLL", "HUBER_DELTA",
+        "GAUSSIAN_NLL_EPS")}
+    assert compiled_kernels.LOSS_CONSTANTS == expected
+    assert [expected[name.upper()] for name in _losses.LOSSES] == list(range(5))
 
 
 def test_optimizers_use_the_same_codes():

@@ -68,7 +68,7 @@ def test_loss_and_grad_through_blas_recurrences(compiled_kernels, twin_kernels,
         grad = np.empty_like(theta)
         recurrences = _engine.recurrences(B, H, kernels)
         losses.append(_gemm_path.loss_and_grad(recurrences, theta, I, H, O, L,
-                                               True, X, Y, h0, lengths, grad))
+                                               True, 0, X, Y, h0, lengths, grad))
         grads.append(grad)
     assert_close(losses[0], losses[1], "float64", what="loss")
     assert_close(grads[0], grads[1], "float64", what="gradient")

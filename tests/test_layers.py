@@ -27,7 +27,7 @@ PACKAGE_DIR = pathlib.Path(elman.__file__).resolve().parent
 # pattern (fnmatch). Entries in one layer must not import each other.
 LAYERS = [
     ["elman._version", "elman.exceptions", "elman._typing"],
-    ["elman._validation", "elman._layout", "elman._update"],
+    ["elman._validation", "elman._layout", "elman._update", "elman._losses"],
     ["elman._gemm_path"],
     ["elman._kernels_numpy", "elman._kernels", "elman._kernels_avx2"],
     ["elman._backend"],

@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 from hypothesis import given
 
 import elman
-from elman import _backend, optimizers
+from elman import _backend, _losses, optimizers
 from elman.model_file import ModelFileError
 from elman.preprocessing import StandardScaler, sliding_windows, train_val_test_split
 from elman.rnn import INIT_SCHEMES
@@ -182,21 +182,24 @@ class _CheckedKernels:
         self._lengths(lengths, B, T)
         self._outputs(Y_out=Y_out, h_last=h_last)
 
-    def _check_loss_and_grad(self, theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
+    def _check_loss_and_grad(self, theta, I, H, O, L, many_to_many, loss, X, Y, h0, lengths,
+                             grad):
         dtype = self._sizes(theta, I, H, O, L)
         _expect(X.ndim == 3 and X.shape[0] >= 1, "X is not a non-empty batch")
         B, T = X.shape[:2]
-        self._floats(dtype, X=(X, (B, T, I)), Y=(Y, (B, T if many_to_many else 1, O)),
+        W = self._targets(loss, O)
+        self._floats(dtype, X=(X, (B, T, I)), Y=(Y, (B, T if many_to_many else 1, W)),
                      h0=(h0, (L, B, H)), grad=(grad, theta.shape))
         self._lengths(lengths, B, T)
         self._outputs(grad=grad)
 
-    def _check_train_steps(self, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
+    def _check_train_steps(self, theta, I, H, O, L, many_to_many, loss, X, Y, lengths, order,
                            batch_size, optimizer, hyper, state, step_count, clip_value,
                            clip_norm, losses):
         dtype = self._sizes(theta, I, H, O, L)
         n, T = X.shape[:2]
-        self._floats(dtype, X=(X, (n, T, I)), Y=(Y, (n, T if many_to_many else 1, O)),
+        W = self._targets(loss, O)
+        self._floats(dtype, X=(X, (n, T, I)), Y=(Y, (n, T if many_to_many else 1, W)),
                      state=(state, (2, theta.shape[0])))
         self._lengths(lengths, n, T)
         _expect(order.dtype == np.intp and order.ndim == 1, "order is not 1-D intp")
@@ -208,6 +211,13 @@ class _CheckedKernels:
                 and losses.shape[0] >= -(-order.size // batch_size), "losses too short")
         _expect(clip_value >= 0 and clip_norm >= 0, "negative clip")
         self._outputs(theta=theta, state=state, step_count=step_count, losses=losses)
+
+    @staticmethod
+    def _targets(loss, O):
+        """The target width of a valid loss code for O outputs."""
+        _expect(isinstance(loss, int) and 0 <= loss < len(_losses.LOSSES), f"loss {loss!r}")
+        _expect(_losses.target_width(loss, O) >= 1, "no targets for this output size")
+        return _losses.target_width(loss, O)
 
     def _check_forecast(self, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):
         dtype = self._sizes(theta, I, H, O, L)

@@ -992,7 +992,7 @@ def test_tbptt_matches_hand_written_truncation(ragged, backend, assert_close,
         chosen = original_route(batch, hidden, kernels)
 
         def spy_loss_and_grad(*args):
-            Xc, Yc, h0 = args[6:9]
+            Xc, Yc, h0 = args[7:10]
             seen.append(("loss_and_grad", Xc.shape[1], Yc.shape[1], bool(np.any(h0))))
             return chosen.loss_and_grad(*args)
 

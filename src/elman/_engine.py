@@ -172,12 +172,12 @@ def forward(theta: FloatArray, I: int, H: int, O: int, L: int, many_to_many: boo
 
 
 def loss_and_grad(theta: FloatArray, I: int, H: int, O: int, L: int, many_to_many: bool,
-                  X: FloatArray, Y: FloatArray, h0: FloatArray, lengths: Array,
+                  loss_code: int, X: FloatArray, Y: FloatArray, h0: FloatArray, lengths: Array,
                   grad: FloatArray) -> float:
-    """Loss of checked inputs, and its gradient written into grad, by the route for
-    their batch size."""
-    loss: float = route(X.shape[0], H).loss_and_grad(theta, I, H, O, L, many_to_many, X, Y,
-                                                     h0, lengths, grad)
+    """Loss (``loss_code``, see ``elman._losses``) of checked inputs, and its gradient
+    written into grad, by the route for their batch size."""
+    loss: float = route(X.shape[0], H).loss_and_grad(theta, I, H, O, L, many_to_many,
+                                                     loss_code, X, Y, h0, lengths, grad)
     return loss
 
 

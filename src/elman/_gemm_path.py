@@ -34,6 +34,7 @@ from collections import namedtuple
 import numpy as np
 
 from elman._layout import parameter_views
+from elman._losses import value_and_gradient
 from elman._update import apply_update, clip_flat
 
 # The two recurrences a route runs; ``name`` says which they are.
@@ -141,43 +142,33 @@ def forward(recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out,
     Y_out[...] = Yt.transpose(1, 0, 2)
 
 
-def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
-    return _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, _time_major(X),
-                          Y, h0, lengths, grad)
+def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, loss_code, X, Y, h0,
+                  lengths, grad):
+    return _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, loss_code,
+                          _time_major(X), Y, h0, lengths, grad)
 
 
-def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, lengths,
-                   grad):
+def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, loss_code, Xt, Y, h0,
+                   lengths, grad):
     """loss_and_grad with the inputs already time-major, Xt (T, B, I); Y as the
-    contract has it (B, T or 1, O)."""
+    contract has it (B, T or 1, target width)."""
     layers, Why, by = parameter_views(theta, I, H, O, L)
     grad_layers, gWhy, gby = parameter_views(grad, I, H, O, L)
     steps, batch, _ = Xt.shape
     states = _run_layers(recurrences, layers, Xt, h0, lengths)
     top = states[-1]
 
-    # Head and loss. diff is (T, B, O) time-major, or (B, O) for many-to-one.
+    # Head and loss. outputs is (T, B, O) time-major, or (B, O) for many-to-one.
+    read = top if many_to_many else _last_states(top, lengths)
+    outputs = read @ Why.T
+    outputs += by
     if many_to_many:
-        read = top
-        diff = top @ Why.T
-        diff += by
-        diff -= Y.transpose(1, 0, 2)
-        count = O * int(lengths.sum())
-        valid = _valid_steps(lengths, steps)
-        if valid is not None:
-            # where, not multiply: targets at padded steps may hold anything, NaN too.
-            diff = np.where(valid, diff, 0.0).astype(diff.dtype, copy=False)
+        loss, dY = value_and_gradient(loss_code, outputs, Y.transpose(1, 0, 2),
+                                      _valid_steps(lengths, steps))
     else:
-        read = _last_states(top, lengths)
-        diff = read @ Why.T
-        diff += by
-        diff -= Y[:, 0]
-        count = O * batch
-    loss = float(np.vdot(diff, diff)) / count
+        loss, dY = value_and_gradient(loss_code, outputs, Y[:, 0])
 
-    # dL/dy_hat = 2 (y_hat - y) / count, zero at padded steps.
-    dY = diff
-    dY *= 2.0 / count
+    # dY is dL/dy_hat, zero at padded steps.
     flat_dY = dY.reshape(-1, O)
     np.matmul(flat_dY.T, read.reshape(-1, H), out=gWhy)
     np.sum(flat_dY, axis=0, out=gby)
@@ -239,8 +230,8 @@ def _add_product(target, A, B, scratch):
     target += out
 
 
-def train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
-                batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
+def train_steps(recurrences, theta, I, H, O, L, many_to_many, loss_code, X, Y, lengths,
+                order, batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
                 losses, gradient_hook=None):
     """``train_steps`` of the contract; ``gradient_hook(grad)``, when given, sees each
     step's gradient before clipping (the training loop records its norms)."""
@@ -248,14 +239,14 @@ def train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, ord
     # non-finite loss or gradient and reports it, as the compiled loop does, so
     # NumPy's overflow warnings would only be noise.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths,
-                            order, batch_size, optimizer, hyper, state, step_count,
+        return _train_steps(recurrences, theta, I, H, O, L, many_to_many, loss_code, X, Y,
+                            lengths, order, batch_size, optimizer, hyper, state, step_count,
                             clip_value, clip_norm, losses, gradient_hook)
 
 
-def _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
-                 batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
-                 losses, gradient_hook):
+def _train_steps(recurrences, theta, I, H, O, L, many_to_many, loss_code, X, Y, lengths,
+                 order, batch_size, optimizer, hyper, state, step_count, clip_value,
+                 clip_norm, losses, gradient_hook):
     grad = np.empty_like(theta)
     # The batch's inputs are gathered straight into time-major order: one copy.
     X_time_major = X.transpose(1, 0, 2)
@@ -264,8 +255,8 @@ def _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, or
         rows = order[start:start + batch_size]
         h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
         Xt = np.take(X_time_major, rows, axis=1)
-        loss = _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y[rows],
-                              h0, lengths[rows], grad)
+        loss = _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, loss_code, Xt,
+                              Y[rows], h0, lengths[rows], grad)
         losses[done] = loss
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             return done

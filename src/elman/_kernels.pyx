@@ -27,11 +27,11 @@ includes this file). ``elman._backend`` imports the second when the CPU has both
 
 cimport cython
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf, isfinite, pow
+from libc.math cimport sqrt, sqrtf, isfinite, pow, exp, log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
-from elman import _update
+from elman import _losses, _update
 
 # The optimizer codes, the hyperparameter layout and the clipping constant have one
 # source, elman._update; the training loop reads these C copies, set at import.
@@ -44,12 +44,26 @@ cdef Py_ssize_t HYPER_EPS = _update.HYPER_EPS
 cdef Py_ssize_t HYPER_WEIGHT_DECAY = _update.HYPER_WEIGHT_DECAY
 cdef double NORM_CLIP_EPS = _update.NORM_CLIP_EPS
 
+# The loss codes and constants have one source too, elman._losses.
+cdef int MSE = _losses.MSE
+cdef int MAE = _losses.MAE
+cdef int HUBER = _losses.HUBER
+cdef int CROSS_ENTROPY = _losses.CROSS_ENTROPY
+cdef int GAUSSIAN_NLL = _losses.GAUSSIAN_NLL
+cdef double HUBER_DELTA = _losses.HUBER_DELTA
+cdef double GAUSSIAN_NLL_EPS = _losses.GAUSSIAN_NLL_EPS
+
 # The values this module computes with, as Python sees them
-# (tests/test_kernel_contract.py compares them with elman._update).
+# (tests/test_kernel_contract.py compares them with elman._update and elman._losses).
 UPDATE_CONSTANTS = {
     "SGD_CODE": SGD_CODE, "ADAM_CODE": ADAM_CODE, "HYPER_LR": HYPER_LR,
     "HYPER_BETA1": HYPER_BETA1, "HYPER_BETA2": HYPER_BETA2, "HYPER_EPS": HYPER_EPS,
     "HYPER_WEIGHT_DECAY": HYPER_WEIGHT_DECAY, "NORM_CLIP_EPS": NORM_CLIP_EPS,
+}
+LOSS_CONSTANTS = {
+    "MSE": MSE, "MAE": MAE, "HUBER": HUBER, "CROSS_ENTROPY": CROSS_ENTROPY,
+    "GAUSSIAN_NLL": GAUSSIAN_NLL, "HUBER_DELTA": HUBER_DELTA,
+    "GAUSSIAN_NLL_EPS": GAUSSIAN_NLL_EPS,
 }
 
 
@@ -215,6 +229,83 @@ cdef inline void _head(const floating* Why, const floating* by, Py_ssize_t O,
 
 
 # ---------------------------------------------------------------------------
+# The losses, one output row at a time (the formulas of elman._losses)
+# ---------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _target_width(int loss, Py_ssize_t O) noexcept nogil:
+    """Targets per output row: O, 1 (a class index) or O // 2 (see _kernels_numpy)."""
+    if loss == CROSS_ENTROPY:
+        return 1
+    if loss == GAUSSIAN_NLL:
+        return O // 2
+    return O
+
+
+cdef inline double _loss_row(int loss, floating* y, const floating* target, Py_ssize_t O,
+                             floating scale) noexcept nogil:
+    """The loss of one output row y (O,) against its targets, summed over the row's
+    target elements; y is overwritten with ``scale`` times the loss's gradient with
+    respect to it (for mse, scale carries the 2 of d(d**2))."""
+    cdef Py_ssize_t o, k, c
+    cdef floating diff
+    cdef double total = 0.0, top, norm, raw_var, var, d, ratio
+    if loss == MSE:
+        for o in range(O):
+            diff = y[o] - target[o]
+            total += diff * diff
+            y[o] = scale * diff
+    elif loss == MAE:
+        for o in range(O):
+            diff = y[o] - target[o]
+            if diff > 0:
+                total += diff
+                y[o] = scale
+            elif diff < 0:
+                total -= diff
+                y[o] = -scale
+            else:
+                y[o] = 0
+    elif loss == HUBER:
+        for o in range(O):
+            diff = y[o] - target[o]
+            if diff < HUBER_DELTA and diff > -HUBER_DELTA:
+                total += 0.5 * diff * diff
+                y[o] = scale * diff
+            elif diff > 0:
+                total += HUBER_DELTA * (diff - 0.5 * HUBER_DELTA)
+                y[o] = scale * <floating>HUBER_DELTA
+            else:
+                total += HUBER_DELTA * (-diff - 0.5 * HUBER_DELTA)
+                y[o] = -scale * <floating>HUBER_DELTA
+    elif loss == CROSS_ENTROPY:
+        # logsumexp(y) - y[c], shifted by the largest logit; gradient softmax - one hot.
+        c = <Py_ssize_t>target[0]
+        top = y[0]
+        for o in range(1, O):
+            if y[o] > top:
+                top = y[o]
+        norm = 0.0
+        for o in range(O):
+            norm += exp(y[o] - top)
+        total = log(norm) - (y[c] - top)
+        for o in range(O):
+            y[o] = scale * <floating>(exp(y[o] - top) / norm)
+        y[c] -= scale
+    else:  # GAUSSIAN_NLL: k means, then k log-variances
+        k = O // 2
+        for o in range(k):
+            raw_var = exp(<double>y[k + o])
+            var = raw_var if raw_var > GAUSSIAN_NLL_EPS else GAUSSIAN_NLL_EPS
+            d = <double>y[o] - <double>target[o]
+            ratio = d / var
+            total += 0.5 * (log(var) + d * ratio)
+            y[o] = scale * <floating>ratio
+            # The clamp passes the gradient as in PyTorch (see elman._losses).
+            y[k + o] = scale * <floating>(0.5 * (1.0 - d * ratio) / var * raw_var)
+    return total
+
+
+# ---------------------------------------------------------------------------
 # Whole-batch loss and gradient (the core of a training step)
 # ---------------------------------------------------------------------------
 
@@ -231,7 +322,7 @@ cdef Py_ssize_t _loss_grad_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
-                           Py_ssize_t O, Py_ssize_t L, bint many_to_many,
+                           Py_ssize_t O, Py_ssize_t L, bint many_to_many, int loss_code,
                            Py_ssize_t B, Py_ssize_t T, const floating* X,
                            const floating* Y, const floating* h0,
                            const Py_ssize_t* lengths, floating* grad,
@@ -268,8 +359,9 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     cdef const floating* h_first
     cdef const floating* target
     cdef floating* hs
+    cdef Py_ssize_t W = _target_width(loss_code, O)
     cdef Py_ssize_t layer, fan_in, base, b, t, i, k, o, steps, count
-    cdef floating scale, diff, dy
+    cdef floating scale, dy
     cdef double loss = 0.0
 
     memset(grad, 0, P * sizeof(floating))
@@ -296,10 +388,10 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
         count = 0
         for b in range(B):
             count += lengths[b]
-        count *= O
+        count *= W
     else:
-        count = B * O
-    scale = <floating>(2.0 / count)
+        count = B * W
+    scale = <floating>((2.0 if loss_code == MSE else 1.0) / count)
 
     # Backward through time, top layer first. The head reads the top layer only;
     # a lower layer's dh comes from the layer above (d_below of that layer).
@@ -334,15 +426,13 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                 if layer == L - 1:
                     if many_to_many or t == steps - 1:
                         if many_to_many:
-                            target = Y + (b * T + t) * O
+                            target = Y + (b * T + t) * W
                         else:
-                            target = Y + b * O
+                            target = Y + b * W
                         _head(Why, by, O, H, h, y)
+                        loss += _loss_row(loss_code, y, target, O, scale)
                         for o in range(O):
-                            diff = y[o] - target[o]
-                            loss += diff * diff
-                            dy = scale * diff
-                            y[o] = dy
+                            dy = y[o]
                             gby[o] += dy
                             _axpy(H, dy, h, gWhy + o * H)
                         _add_rows(O, H, y, 1, Why, H, dh)
@@ -594,24 +684,25 @@ def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                  Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+                  Py_ssize_t L, bint many_to_many, int loss, const floating[:, :, ::1] X,
                   const floating[:, :, ::1] Y, const floating[:, :, ::1] h0,
                   const Py_ssize_t[::1] lengths, floating[::1] grad):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
     cdef floating* work = <floating*>malloc(
         (_loss_grad_work_size(I, H, O, L, B, T) + 1) * sizeof(floating))
-    cdef double loss
+    cdef double value
     if work == NULL:
         raise MemoryError()
     with nogil:
-        loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, B, T, &X[0, 0, 0],
-                              &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0], work)
+        value = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, loss, B, T,
+                               &X[0, 0, 0], &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0],
+                               &grad[0], work)
     free(work)
-    return loss
+    return value
 
 
 def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+                Py_ssize_t L, bint many_to_many, int loss, const floating[:, :, ::1] X,
                 const floating[:, :, ::1] Y, const Py_ssize_t[::1] lengths,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, int optimizer,
                 const double[::1] hyper, floating[:, ::1] state,
@@ -620,7 +711,7 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
     cdef Py_ssize_t N = order.shape[0], T = X.shape[1]
     cdef Py_ssize_t P = theta.shape[0]
     cdef Py_ssize_t x_row = T * I
-    cdef Py_ssize_t y_row = Y.shape[1] * O
+    cdef Py_ssize_t y_row = Y.shape[1] * Y.shape[2]
     cdef Py_ssize_t bs = batch_size if batch_size < N else N
     cdef Py_ssize_t work_size = _loss_grad_work_size(I, H, O, L, bs, T)
     cdef Py_ssize_t total = P + bs * x_row + bs * y_row + L * bs * H + work_size
@@ -632,7 +723,7 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
     cdef floating* work
     cdef Py_ssize_t* lb
     cdef Py_ssize_t start, n, k, row, done = 0
-    cdef double loss
+    cdef double value
     if N == 0:
         return 0
     buffer = <floating*>malloc((total + 1) * sizeof(floating))
@@ -657,10 +748,10 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 memcpy(Xb + k * x_row, &X[row, 0, 0], x_row * sizeof(floating))
                 memcpy(Yb + k * y_row, &Y[row, 0, 0], y_row * sizeof(floating))
                 lb[k] = lengths[row]
-            loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, n, T, Xb, Yb,
-                                  h0, lb, grad, work)
-            losses[done] = loss
-            if not isfinite(loss):
+            value = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, loss, n, T, Xb,
+                                   Yb, h0, lb, grad, work)
+            losses[done] = value
+            if not isfinite(value):
                 break
             if not _clip(grad, P, clip_value, clip_norm):
                 break

@@ -21,11 +21,15 @@ All float arrays share one dtype (float32 or float64) and are C-contiguous.
 Steps at or after ``lengths[b]`` are padding: the hidden state is held, their
 outputs are zero and their targets are ignored.
 
-Targets and outputs are always 3-D, ``(B, T, O)`` when ``many_to_many`` and
-``(B, 1, O)`` otherwise (the output at each sequence's last valid step).
+Outputs are always 3-D, ``(B, T, O)`` when ``many_to_many`` and ``(B, 1, O)``
+otherwise (the output at each sequence's last valid step). Targets are
+``(B, T or 1, W)`` with W the loss's target width (``elman._losses.target_width``):
+O for mse, mae and huber, 1 for cross_entropy (the class index as a float of the
+model's dtype, a valid class at every valid step), O // 2 for gaussian_nll.
 
-The loss is the mean of (y_hat - y)**2 over every valid target element, as
-``torch.nn.MSELoss()`` computes it.
+``loss`` is a loss code, the index of the loss in ``elman._losses.LOSSES``; the
+loss is the mean over every valid target element as ``elman._losses`` defines it
+(PyTorch's definitions).
 
 Functions
 ---------
@@ -50,9 +54,9 @@ recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA)
 forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last)
     X (B, T, I), h0 (L, B, H). Writes Y_out (B, T or 1, O) and h_last (L, B, H),
     each sequence's state after its last valid step.
-loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad) -> float
+loss_and_grad(theta, I, H, O, L, many_to_many, loss, X, Y, h0, lengths, grad) -> float
     Writes the exact gradient of the loss into grad (P,), returns the loss.
-train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
+train_steps(theta, I, H, O, L, many_to_many, loss, X, Y, lengths, order, batch_size,
             optimizer, hyper, state, step_count, clip_value, clip_norm, losses) -> int
     Consecutive mini-batches of the rows ``order`` (the last may be short), each
     from a zero initial state: loss_and_grad, clipping, one optimizer update of
@@ -117,16 +121,16 @@ def forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
                            Y_out, h_last)
 
 
-def loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
+def loss_and_grad(theta, I, H, O, L, many_to_many, loss, X, Y, h0, lengths, grad):
     with np.errstate(**_QUIET):
-        return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, many_to_many, X,
-                                        Y, h0, lengths, grad)
+        return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, many_to_many, loss,
+                                        X, Y, h0, lengths, grad)
 
 
-def train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
+def train_steps(theta, I, H, O, L, many_to_many, loss, X, Y, lengths, order, batch_size,
                 optimizer, hyper, state, step_count, clip_value, clip_norm, losses):
-    return _gemm_path.train_steps(_recurrences, theta, I, H, O, L, many_to_many, X, Y,
-                                  lengths, order, batch_size, optimizer, hyper, state,
+    return _gemm_path.train_steps(_recurrences, theta, I, H, O, L, many_to_many, loss, X,
+                                  Y, lengths, order, batch_size, optimizer, hyper, state,
                                   step_count, clip_value, clip_norm, losses)
 
 

@@ -287,14 +287,20 @@ def check_sequence_lengths(lengths: Any, batch: int, steps: int, unbatched: bool
     return check_lengths(lengths, batch, steps)
 
 
-def check_targets(Y: Any, output_size: int, return_sequences: bool, batch: int, steps: int,
-                  unbatched: bool, lengths: Array, dtype: Any) -> FloatArray:
-    """Targets as the kernels take them: (B, T, O), or (B, 1, O) for many-to-one.
+def check_targets(Y: Any, target_size: int, classes: int | None, return_sequences: bool,
+                  batch: int, steps: int, unbatched: bool, lengths: Array,
+                  dtype: Any, about: str | None = None) -> FloatArray:
+    """Targets as the kernels take them: (B, T, W), or (B, 1, W) for many-to-one,
+    with W = ``target_size`` values per step.
 
-    A many-to-one model with one output also takes (B,). Targets at padded steps
-    may hold anything (NaN too); valid ones must be finite.
+    A many-to-one model with one target per step also takes (B,). With ``classes``
+    (cross-entropy: W is 1), Y holds class indices in [0, classes), shaped like X
+    without its feature axis ((B, T), (B,), (T,) or ()), or with a trailing axis of
+    1; they are returned as floats of ``dtype``. Targets at padded steps may hold
+    anything (NaN too); valid ones must be finite (and whole classes). ``about``
+    describes the model in the shape error (default ``output_size=W``).
     """
-    O = output_size
+    O = target_size
     array = as_numeric_array("Y", Y)
     expected: tuple[int, ...]
     if return_sequences:
@@ -302,43 +308,74 @@ def check_targets(Y: Any, output_size: int, return_sequences: bool, batch: int, 
     else:
         expected = (O,) if unbatched else (batch, O)
     # One target per sequence may come as a plain vector (n,), as scikit-learn and
-    # Keras users pass it.
-    one_per_sequence = not return_sequences and not unbatched and O == 1
-    if one_per_sequence and array.shape == (batch,):
-        array = array[:, None]
+    # Keras users pass it; class indices come without their axis of 1 anywhere.
+    squeezed = expected[:-1] if O == 1 else None
+    one_per_sequence = classes is not None or (not return_sequences and not unbatched
+                                               and O == 1)
+    if one_per_sequence and array.shape == squeezed:
+        array = array[..., None]
     if array.shape != expected:
         mode = "return_sequences=True" if return_sequences else "return_sequences=False"
+        if classes is not None:
+            raise ValueError(
+                f"Y must hold class indices of shape {shape_text(squeezed)} (or "
+                f"{shape_text(expected)}) for this model ({mode}, loss='cross_entropy'); "
+                f"got {shape_text(array.shape)}")
         also = f" or {shape_text((batch,))}" if one_per_sequence else ""
         raise ValueError(
             f"Y must have shape {shape_text(expected)}{also} for this model ({mode}, "
-            f"output_size={O}); got {shape_text(array.shape)}"
+            f"{about or f'output_size={O}'}); got {shape_text(array.shape)}"
         )
     if unbatched:
         array = array[None]
     if not return_sequences:
         array = array[:, None, :]
+    if classes is not None and array.dtype.kind == "b":
+        raise TypeError("Y must hold integer class indices for loss='cross_entropy'; got "
+                        "booleans")
     converted = as_float_array("Y", array, dtype, finite=False)
-    valid = converted
+    valid_mask = None
     if return_sequences and np.any(lengths != steps):
-        valid = converted[np.arange(steps)[None, :] < lengths[:, None]]
+        valid_mask = np.arange(steps)[None, :] < lengths[:, None]
+    valid = converted if valid_mask is None else converted[valid_mask]
     if not np.isfinite(valid).all():
         if np.isfinite(as_numeric_array("Y", array)).all():
             raise ValueError(f"Y has values too large for {np.dtype(dtype)}")
         raise ValueError("Y contains NaN or inf at a valid step; every target must be finite")
+    if classes is not None:
+        _check_classes(array if valid_mask is None else array[valid_mask], classes)
     return converted
 
 
-def check_sequence_batch(X: Any, Y: Any, lengths: Any, input_size: int, output_size: int,
-                         return_sequences: bool, dtype: Any,
-                         unbatched_message: str) -> tuple[FloatArray, FloatArray, Array]:
-    """X (n, T, I), Y and lengths of a batch of sequences (as fit takes them), checked;
-    an unbatched X is a ValueError with ``unbatched_message``."""
+def _check_classes(values: Array, classes: int) -> None:
+    """ValueError unless every value is a whole number in [0, classes)."""
+    if values.dtype.kind == "f":
+        whole = values == np.round(values)
+        if not whole.all():
+            raise ValueError(
+                f"Y must hold integer class indices for loss='cross_entropy'; got "
+                f"{values[~whole][0].item()!r}")
+    bad = (values < 0) | (values >= classes)
+    if bad.any():
+        raise ValueError(
+            f"Y must hold class indices in [0, {classes}) (output_size is the number of "
+            f"classes) for loss='cross_entropy'; got {values[bad][0].item()!r}")
+
+
+def check_sequence_batch(X: Any, Y: Any, lengths: Any, input_size: int, target_size: int,
+                         classes: int | None, about: str | None, return_sequences: bool,
+                         dtype: Any, unbatched_message: str
+                         ) -> tuple[FloatArray, FloatArray, Array]:
+    """X (n, T, I), Y and lengths of a batch of sequences (as fit takes them), checked
+    (``target_size``, ``classes`` and ``about`` as in check_targets); an unbatched X is a
+    ValueError with ``unbatched_message``."""
     X, unbatched = check_sequences(X, input_size, dtype)
     if unbatched:
         raise ValueError(unbatched_message)
     n, steps, _ = X.shape
     lengths = check_sequence_lengths(lengths, n, steps, False)
-    Y = check_targets(Y, output_size, return_sequences, n, steps, False, lengths, dtype)
+    Y = check_targets(Y, target_size, classes, return_sequences, n, steps, False, lengths,
+                      dtype, about)
     return X, Y, lengths
 
 

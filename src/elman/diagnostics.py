@@ -17,6 +17,7 @@ import numpy as np
 
 from elman import _engine, _gemm_path
 from elman._layout import parameter_views, weight_shapes
+from elman._losses import value_and_gradient
 from elman._typing import ArrayLike, FloatArray
 from elman._validation import (
     check_float,
@@ -47,26 +48,20 @@ def _checked_batch(model, X, Y, h0, lengths):
     h0 = check_initial_state(h0, model.num_layers, model.hidden_size, batch, unbatched,
                              model.dtype)
     lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
-    Y = check_targets(Y, model.output_size, model.return_sequences, batch, steps, unbatched,
-                      lengths, model.dtype)
+    width, classes, about = model._target_size()
+    Y = check_targets(Y, width, classes, model.return_sequences, batch, steps, unbatched,
+                      lengths, model.dtype, about)
     return X, Y, h0, lengths, unbatched
 
 
 def _output_gradient(model, outputs, Y, lengths):
-    """dL/d(head output), shaped like ``outputs`` (T, B, O) time-major for
-    many-to-many or (B, O); zero at padded steps. The loss is the mean squared error
-    over every valid target element."""
+    """dL/d(head output) for the model's loss, shaped like ``outputs``: (T, B, O)
+    time-major for many-to-many, or (B, O); zero at padded steps."""
     if model.return_sequences:
         steps = outputs.shape[0]
-        diff = outputs - Y.transpose(1, 0, 2)
         valid = (np.arange(steps)[:, None] < lengths[None, :])[:, :, None]
-        diff = np.where(valid, diff, 0.0).astype(outputs.dtype, copy=False)
-        count = model.output_size * int(lengths.sum())
-    else:
-        diff = outputs - Y[:, 0]
-        count = model.output_size * outputs.shape[0]
-    diff *= 2.0 / count
-    return diff
+        return value_and_gradient(model._loss_code, outputs, Y.transpose(1, 0, 2), valid)[1]
+    return value_and_gradient(model._loss_code, outputs, Y[:, 0])[1]
 
 
 def gradient_flow(model: RNN, X: ArrayLike, Y: ArrayLike, h0: ArrayLike | None = None, *,
@@ -104,7 +99,8 @@ def gradient_flow(model: RNN, X: ArrayLike, Y: ArrayLike, h0: ArrayLike | None =
 
     Notes
     -----
-    The loss is the model's, averaged over the batch as in ``loss_and_grad``, so
+    The loss is the model's (``model.loss``), a mean over the batch as in
+    ``loss_and_grad``, so
     the norms shrink as 1/batch for a larger batch of similar sequences; compare
     steps and layers within one call. The computation runs in the model's dtype on
     the active backend's recurrences; the norms are summed in float64.
@@ -179,7 +175,8 @@ class GradcheckResult:
         ``|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)``.
     max_rel_error : dict of str to float
         Per weight group (the keys of ``get_weights()``), the largest
-        ``|analytic - numeric| / max(|analytic|, |numeric|)`` (0 where both are 0).
+        ``|analytic - numeric| / max(|analytic|, |numeric|)`` (0 where both are
+        within ``atol`` of 0).
     max_abs_error : dict of str to float
         Per weight group, the largest ``|analytic - numeric|``.
     checked : dict of str to int
@@ -325,8 +322,10 @@ def gradcheck(model: RNN, X: ArrayLike, Y: ArrayLike, h0: ArrayLike | None = Non
             numeric[k] = (plus - minus) / (2.0 * eps)
         error = np.abs(analytic - numeric)
         scale = np.maximum(np.abs(analytic), np.abs(numeric))
+        # Elements that are zero to within atol on both sides (a bias whose gradient
+        # cancels, say) have no meaningful relative error: 0.
         with np.errstate(invalid="ignore", divide="ignore"):
-            relative = np.where(scale > 0, error / scale, 0.0)
+            relative = np.where(scale > atol, error / scale, 0.0)
         bad = ~(error <= atol + rtol * scale)  # NaN counts as a failure
         result.checked[name] = int(chosen.shape[0])
         result.failed[name] = int(bad.sum())

@@ -19,7 +19,9 @@ or 2.0, no object arrays):
         format          "elman-model"
         format_version  1 (FORMAT_VERSION)
         elman_version   the version of elman that wrote the file
-        model           {"class": "RNN", "config": RNN.get_config()}
+        model           {"class": "RNN", "config": RNN.get_config()}; a config
+                        without "loss" (written before models had one) loads
+                        as "mse"
         arrays          [{"name": ..., "dtype": ..., "shape": [...]}, ...]: every
                         other member, in file order, with its NumPy dtype string
                         ("<f8", "<f4", "|u1", ...) and shape
@@ -68,7 +70,7 @@ from typing import Any, Literal, Mapping, overload
 import numpy as np
 import numpy.lib.format as npy_format
 
-from elman import _layout
+from elman import _layout, _losses
 from elman._validation import check_float, shape_text
 from elman._version import __version__
 from elman.exceptions import ModelFileError
@@ -833,6 +835,14 @@ class _Reader:
                 check_float(key, config.get(key), 0.0, allow_none=True, strict=True)
             except (TypeError, ValueError) as exc:
                 raise self.fail(f"model.config[{key!r}]: {exc}") from exc
+        loss = config.get("loss", "mse")  # absent in files written before losses
+        if not isinstance(loss, str) or loss not in _losses.LOSSES:
+            raise self.fail(f"model.config['loss'] must be one of {list(_losses.LOSSES)}; got "
+                            f"{loss!r}")
+        try:
+            _losses.check_output_size(loss, config["output_size"])
+        except ValueError as exc:
+            raise self.fail(f"model.config: {exc}") from exc
         n_params = _layout.parameter_count(*(config[k] for k in SIZE_KEYS))
         if n_params > MAX_PARAMETERS:
             raise self.fail(f"model.config describes {n_params} parameters; model files hold "
@@ -908,7 +918,8 @@ class _Reader:
 
     # -- the objects ---------------------------------------------------------------
     def build(self, header, arrays):
-        config = header["model"]["config"]
+        # Files written before models had a loss trained on mean squared error.
+        config = {"loss": "mse", **header["model"]["config"]}
         weights = {name: arrays[name] for name in _layout.weight_shapes(
             *(config[k] for k in SIZE_KEYS))}
         # The saved weights are the model's: no initial weights are drawn.

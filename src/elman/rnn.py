@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, overload
 
 import numpy as np
 
-from elman import _engine
+from elman import _engine, _losses
 from elman._layout import (
     Gradients,
     named_views,
@@ -104,6 +104,17 @@ class RNN:
         Scale for ``normal``, ``orthogonal`` and ``identity`` (see above).
     spectral_radius : float, optional
         After initialising, rescale each recurrent matrix to this spectral radius.
+    loss : {"mse", "mae", "huber", "cross_entropy", "gaussian_nll"}, default "mse"
+        What :meth:`loss_and_grad` and ``fit`` minimise, a mean over every valid
+        target element, as PyTorch defines it: ``mse`` ``F.mse_loss``, ``mae``
+        ``F.l1_loss``, ``huber`` ``F.huber_loss`` (delta 1.0), ``cross_entropy``
+        ``F.cross_entropy`` (the O outputs are the logits of O classes, O >= 2, and
+        the targets are class indices), ``gaussian_nll`` ``F.gaussian_nll_loss``
+        with ``full=False`` (O = 2k outputs: k means, then k log-variances; the
+        targets are the k values, and the variance is clamped at 1e-6 as PyTorch
+        does). :meth:`forward` always returns the head's raw outputs; :meth:`predict`
+        returns classes or means, and :meth:`predict_proba` and
+        ``predict(return_std=True)`` the rest.
 
     Attributes
     ----------
@@ -131,15 +142,15 @@ class RNN:
                  num_layers: int = 1, return_sequences: bool = True,
                  dtype: DTypeLike = "float64", seed: int | None = None,
                  init: str = "uniform", init_scale: float | None = None,
-                 spectral_radius: float | None = None) -> None:
+                 spectral_radius: float | None = None, loss: str = "mse") -> None:
         self._configure(input_size, hidden_size, output_size, num_layers=num_layers,
                         return_sequences=return_sequences, dtype=dtype, seed=seed, init=init,
-                        init_scale=init_scale, spectral_radius=spectral_radius)
+                        init_scale=init_scale, spectral_radius=spectral_radius, loss=loss)
         self._theta = self._initial_parameters()
 
     def _configure(self, input_size, hidden_size, output_size, *, num_layers=1,
                    return_sequences=True, dtype="float64", seed=None, init="uniform",
-                   init_scale=None, spectral_radius=None):
+                   init_scale=None, spectral_radius=None, loss="mse"):
         """Check and record the configuration (the constructor's arguments)."""
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
@@ -157,6 +168,9 @@ class RNN:
                                       strict=True)
         self.spectral_radius = check_float("spectral_radius", spectral_radius, 0.0,
                                            allow_none=True, strict=True)
+        self._loss_code = _losses.loss_code(loss)
+        _losses.check_output_size(loss, self.output_size)
+        self.loss = loss
         self.n_params = parameter_count(self.input_size, self.hidden_size, self.output_size,
                                         self.num_layers)
         self._training_lock = threading.Lock()
@@ -210,6 +224,17 @@ class RNN:
 
     def _sizes(self) -> tuple[int, int, int, int]:
         return self.input_size, self.hidden_size, self.output_size, self.num_layers
+
+    def _target_size(self) -> tuple[int, int | None, str | None]:
+        """(target width, number of classes or None, how a shape error describes the
+        model): how the loss reads targets (see _validation.check_targets)."""
+        classes = self.output_size if self._loss_code == _losses.CROSS_ENTROPY else None
+        width = _losses.target_width(self._loss_code, self.output_size)
+        about = None
+        if self._loss_code == _losses.GAUSSIAN_NLL:
+            about = (f"loss='gaussian_nll', output_size={self.output_size}: {width} "
+                     f"target{'s' if width > 1 else ''} per step")
+        return width, classes, about
 
     def _weight_shapes(self):
         return weight_shapes(*self._sizes())
@@ -337,9 +362,12 @@ class RNN:
 
     def _ready_targets(self, Y: object, batch: int, steps: int,
                        unbatched: bool) -> FloatArray | None:
-        """Targets (B, T or 1, O) when Y needs neither a conversion nor a copy; else
-        None (whole sequences: every target must be finite)."""
-        O = self.output_size
+        """Targets (B, T or 1, W) when Y needs neither a conversion nor a copy; else
+        None (whole sequences: every target must be finite). W is the loss's target
+        width; class indices always take the full checks."""
+        if self._loss_code == _losses.CROSS_ENTROPY:
+            return None
+        O = _losses.target_width(self._loss_code, self.output_size)
         shape: tuple[int, ...]
         if self.return_sequences:
             shape = (steps, O) if unbatched else (batch, steps, O)
@@ -416,15 +444,18 @@ class RNN:
 
     def loss_and_grad(self, X: ArrayLike, Y: ArrayLike, h0: ArrayLike | None = None, *,
                       lengths: ArrayLike | None = None) -> tuple[float, Gradients]:
-        """Mean squared error and its exact gradient by backpropagation through time.
+        """The model's loss and its exact gradient by backpropagation through time.
 
         Parameters
         ----------
         X : array_like, shape (batch, time, input_size) or (time, input_size)
         Y : array_like
-            Targets: (batch, time, output_size) when ``return_sequences``, else
-            (batch, output_size), or (batch,) when output_size is 1; without the
-            batch axis for unbatched X.
+            Targets: (batch, time, W) when ``return_sequences``, else (batch, W), or
+            (batch,) when W is 1; without the batch axis for unbatched X. W is
+            output_size for ``mse``, ``mae`` and ``huber`` and output_size // 2 for
+            ``gaussian_nll``. For ``cross_entropy`` Y holds integer class indices
+            in [0, output_size): (batch, time), or (batch,) when not
+            ``return_sequences`` (a trailing axis of 1 is accepted too).
         h0 : array_like, shape (num_layers, batch, hidden_size), optional
         lengths : array_like of int, shape (batch,), optional
             Valid steps per sequence; padded steps add nothing to the loss or the
@@ -433,8 +464,8 @@ class RNN:
         Returns
         -------
         loss : float
-            mean((Y_hat - Y)**2) over every valid target element, as
-            ``torch.nn.MSELoss()``.
+            The mean of the model's ``loss`` over every valid target element
+            (``mse``: mean((Y_hat - Y)**2), as ``torch.nn.MSELoss()``).
         grads : dict of ndarray
             d loss / d weight, with the keys and shapes of :meth:`get_weights`.
         """
@@ -453,20 +484,45 @@ class RNN:
             h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch,
                                      unbatched, self.dtype)
             lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
-            Y = check_targets(Y, self.output_size, self.return_sequences, batch, steps,
-                              unbatched, lengths, self.dtype)
+            width, classes, about = self._target_size()
+            Y = check_targets(Y, width, classes, self.return_sequences, batch, steps,
+                              unbatched, lengths, self.dtype, about)
         else:
             X, h0, lengths, unbatched = ready
             assert targets is not None  # a None would have made `ready` None above
             Y = targets
         grad = np.empty_like(self._theta)
-        loss = _engine.loss_and_grad(self._theta, *self._sizes(), self.return_sequences, X, Y,
-                                     h0, lengths, grad)
+        loss = _engine.loss_and_grad(self._theta, *self._sizes(), self.return_sequences,
+                                     self._loss_code, X, Y, h0, lengths, grad)
         return loss, Gradients.over(grad, view_spans(*self._sizes()))
 
+    # For type checkers: predictions alone, or with return_std=True (means, stds).
+    @overload
     def predict(self, X: ArrayLike, *, batch_size: int = 4096,
-                lengths: ArrayLike | None = None) -> FloatArray:
-        """Outputs for many sequences, computed ``batch_size`` sequences at a time.
+                lengths: ArrayLike | None = None,
+                return_std: Literal[False] = False) -> Array: ...
+
+    @overload
+    def predict(self, X: ArrayLike, *, batch_size: int = 4096,
+                lengths: ArrayLike | None = None,
+                return_std: Literal[True]) -> tuple[FloatArray, FloatArray]: ...
+
+    @overload
+    def predict(self, X: ArrayLike, *, batch_size: int = 4096,
+                lengths: ArrayLike | None = None,
+                return_std: bool) -> Array | tuple[FloatArray, FloatArray]: ...
+
+    def predict(self, X: ArrayLike, *, batch_size: int = 4096,
+                lengths: ArrayLike | None = None,
+                return_std: bool = False) -> Array | tuple[FloatArray, FloatArray]:
+        """Predictions for many sequences, computed ``batch_size`` sequences at a time.
+
+        What is predicted follows the model's ``loss``, as scikit-learn's estimators
+        do: the outputs themselves for ``mse``, ``mae`` and ``huber``; the most
+        likely class for ``cross_entropy`` (:meth:`predict_proba` gives the
+        probabilities); the means for ``gaussian_nll`` (with ``return_std=True``
+        the standard deviations too). :meth:`forward` gives the raw outputs of
+        every model.
 
         Parameters
         ----------
@@ -474,12 +530,66 @@ class RNN:
         batch_size : int, default 4096
             Sequences per forward call; bounds the memory of large inputs.
         lengths : array_like of int, shape (n,), optional
+            Valid steps per sequence. Predictions at padded steps come from outputs
+            of zero (class 0, mean 0, standard deviation 1): ignore them.
+        return_std : bool, default False
+            Also return the standard deviations (``loss="gaussian_nll"`` only).
 
         Returns
         -------
         ndarray
-            As :meth:`forward`: (n, time, output_size) or (n, output_size).
+            ``mse``, ``mae``, ``huber``: as :meth:`forward`, (n, time, output_size)
+            or (n, output_size). ``cross_entropy``: class indices (intp), (n, time)
+            or (n,). ``gaussian_nll``: the means, (n, time, k) or (n, k) for
+            output_size 2k. Without the batch axis for unbatched X.
+        std : ndarray
+            Only with ``return_std=True``: the standard deviations
+            sqrt(max(exp(log-variance), 1e-6)), shaped as the means.
         """
+        return_std = check_bool("return_std", return_std)
+        if return_std and self._loss_code != _losses.GAUSSIAN_NLL:
+            raise ValueError(
+                f"return_std=True needs a model with loss='gaussian_nll' (a head that "
+                f"predicts a variance); this model's loss is {self.loss!r}")
+        outputs = self._predict_outputs(X, batch_size, lengths)
+        if self._loss_code == _losses.CROSS_ENTROPY:
+            classes: Array = np.argmax(outputs, axis=-1).astype(np.intp, copy=False)
+            return classes
+        if self._loss_code == _losses.GAUSSIAN_NLL:
+            means, stds = _losses.gaussian_mean_std(outputs)
+            return (means, stds) if return_std else means
+        return outputs
+
+    def predict_proba(self, X: ArrayLike, *, batch_size: int = 4096,
+                      lengths: ArrayLike | None = None) -> FloatArray:
+        """Class probabilities of a ``loss="cross_entropy"`` model: the softmax of the
+        logits.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, time, input_size) or (time, input_size)
+        batch_size : int, default 4096
+            Sequences per forward call.
+        lengths : array_like of int, shape (n,), optional
+            Valid steps per sequence; padded steps get uniform probabilities.
+
+        Returns
+        -------
+        ndarray, shape (n, time, output_size) or (n, output_size)
+            Probabilities of the output_size classes, summing to 1 over the last
+            axis; without the batch axis for unbatched X.
+        """
+        if self._loss_code != _losses.CROSS_ENTROPY:
+            raise ValueError(
+                f"predict_proba needs a model with loss='cross_entropy' (its outputs are "
+                f"class logits); this model's loss is {self.loss!r}")
+        probabilities: FloatArray = _losses.softmax(self._predict_outputs(X, batch_size,
+                                                                          lengths))
+        return probabilities
+
+    def _predict_outputs(self, X: ArrayLike, batch_size: int,
+                         lengths: ArrayLike | None) -> FloatArray:
+        """The raw outputs of predict, ``batch_size`` sequences at a time."""
         batch_size = check_int("batch_size", batch_size, 1)
         ready = self._ready_inputs(X, None, lengths)
         if ready is not None and ready[0].shape[0] <= batch_size:
@@ -589,6 +699,7 @@ class RNN:
             "init": self.init,
             "init_scale": self.init_scale,
             "spectral_radius": self.spectral_radius,
+            "loss": self.loss,
         }
 
     def save(self, path: str | os.PathLike[str], *, optimizer: Optimizer | None = None,
@@ -618,6 +729,8 @@ class RNN:
             extra += ", return_sequences=False"
         if self.dtype != np.float64:
             extra += f", dtype={self.dtype.name!r}"
+        if self.loss != "mse":
+            extra += f", loss={self.loss!r}"
         return (f"RNN({self.input_size}, {self.hidden_size}, {self.output_size}{extra})")
 
     # ----------------------------------------------------------- interoperability

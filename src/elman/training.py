@@ -30,6 +30,7 @@ import numpy as np
 
 from elman import _engine, _gemm_path
 from elman._layout import view_spans
+from elman._losses import value_and_gradient
 from elman._update import apply_update, clip_flat
 from elman._validation import check_float, check_int, check_sequence_batch
 from elman.exceptions import TrainingDivergedError
@@ -159,8 +160,8 @@ def _sizes(model):
     return model.input_size, model.hidden_size, model.output_size, model.num_layers
 
 
-def _mean_squared_error(model, X, Y, lengths, batch_size=4096):
-    """Loss of the model on checked arrays (no gradients), as MSELoss computes it."""
+def _validation_loss(model, X, Y, lengths, batch_size=4096):
+    """The model's loss on checked arrays (no gradients), in float64."""
     total = 0.0
     count = 0
     n, steps, _ = X.shape
@@ -169,14 +170,16 @@ def _mean_squared_error(model, X, Y, lengths, batch_size=4096):
         h0 = np.zeros((model.num_layers, stop - start, model.hidden_size), dtype=model.dtype)
         predicted, _ = _engine.forward(model._theta, *_sizes(model), model.return_sequences,
                                        X[start:stop], h0, lengths[start:stop])
-        diff = predicted.astype(np.float64) - Y[start:stop]
+        valid = None
+        rows = stop - start
         if model.return_sequences:
-            valid = np.arange(steps)[None, :] < lengths[start:stop, None]
-            diff = diff[valid]
-            count += int(valid.sum()) * model.output_size
-        else:
-            count += (stop - start) * model.output_size
-        total += float(np.vdot(diff, diff))
+            valid = (np.arange(steps)[None, :] < lengths[start:stop, None])[:, :, None]
+            rows = int(valid.sum())
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, _ = value_and_gradient(model._loss_code, predicted.astype(np.float64),
+                                         Y[start:stop].astype(np.float64), valid)
+        total += loss * rows
+        count += rows
     return total / count
 
 
@@ -343,7 +346,7 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
                 raise TypeError(f"callbacks must be callables; got {type(cb).__name__}")
 
     X, Y, lengths = check_sequence_batch(
-        X, Y, lengths, model.input_size, model.output_size, model.return_sequences,
+        X, Y, lengths, model.input_size, *model._target_size(), model.return_sequences,
         model.dtype, "fit needs a batch of sequences: X of shape (n, time, input_size)")
     n = X.shape[0]
 
@@ -355,8 +358,8 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
             Xv, Yv, lv = check_sequence_batch(
                 validation_data[0], validation_data[1],
                 validation_data[2] if len(validation_data) == 3 else None,
-                model.input_size, model.output_size, model.return_sequences, model.dtype,
-                "X must have shape (n, time, input_size)")
+                model.input_size, *model._target_size(), model.return_sequences,
+                model.dtype, "X must have shape (n, time, input_size)")
         except (ValueError, TypeError) as exc:
             # The checks name X, Y or lengths: say they are the validation ones.
             raise type(exc)(f"validation_data: {exc}") from None
@@ -447,7 +450,7 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
                     record_grad_norms)
             val_loss = None
             if validation is not None:
-                val_loss = _mean_squared_error(model, *validation)
+                val_loss = _validation_loss(model, *validation)
             seconds = time.perf_counter() - started
             history.loss.append(epoch_loss)
             if val_loss is not None:
@@ -529,7 +532,7 @@ def _restore_checkpoint(path, model, optimizer, rng, history, best, record_grad_
     # Only the architecture must match: seed and init decide the initial weights,
     # which the checkpoint's replace.
     architecture = ("input_size", "hidden_size", "output_size", "num_layers",
-                    "return_sequences", "dtype")
+                    "return_sequences", "dtype", "loss")
     saved_arch = {k: loaded.model.get_config()[k] for k in architecture}
     this_arch = {k: model.get_config()[k] for k in architecture}
     if saved_arch != this_arch:
@@ -616,8 +619,8 @@ def _run_epoch(model, optimizer, run_steps, X, Y, lengths, order, batch_size, hy
         step_count = optimizer.step_count.copy()
         rows = order[first * batch_size:(first + count) * batch_size]
         done = (hooked_steps if hook else run_steps)(
-            theta, I, H, O, L, model.return_sequences, X, Y, lengths, rows, batch_size,
-            optimizer.code, hyper, state, step_count, clip_value, clip_norm,
+            theta, I, H, O, L, model.return_sequences, model._loss_code, X, Y, lengths, rows,
+            batch_size, optimizer.code, hyper, state, step_count, clip_value, clip_norm,
             losses[first:first + count], *hook)
         return theta, state, step_count, done
 
@@ -671,7 +674,8 @@ def _run_epoch(model, optimizer, run_steps, X, Y, lengths, order, batch_size, hy
         return _weighted_mean(losses, n, batch_size), grad_norms, chunk_batches
     rows = order[last_batch * batch_size:]
     grad = np.empty_like(before_last)
-    _engine.loss_and_grad(before_last, I, H, O, L, model.return_sequences, X[rows], Y[rows],
+    _engine.loss_and_grad(before_last, I, H, O, L, model.return_sequences, model._loss_code,
+                          X[rows], Y[rows],
                           np.zeros((L, rows.shape[0], H), dtype=model.dtype), lengths[rows],
                           grad)
     return _weighted_mean(losses, n, batch_size), _group_norms(model, grad), chunk_batches
@@ -695,8 +699,8 @@ def _update_once(model, optimizer, X, Y, h0, lengths, clip_value, clip_norm, hyp
     """One update from the committed weights on one (chunk of a) batch, committed;
     returns (loss, norms of the gradient before clipping, or {})."""
     grad = np.empty_like(model._theta)
-    loss = _engine.loss_and_grad(model._theta, *_sizes(model), model.return_sequences, X, Y,
-                                 h0, lengths, grad)
+    loss = _engine.loss_and_grad(model._theta, *_sizes(model), model.return_sequences,
+                                 model._loss_code, X, Y, h0, lengths, grad)
     if not (np.isfinite(loss) and np.isfinite(grad).all()):
         raise _diverged(history, epoch, batch)
     norms = _group_norms(model, grad) if record_grad_norms else {}
