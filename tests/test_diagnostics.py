@@ -268,3 +268,50 @@ def test_gradcheck_errors():
         gradcheck(model, X, Y, max_per_group=0)
     with pytest.raises(ValueError, match="Y must have shape"):
         gradcheck(model, X, Y[:, :2])
+
+
+# ------------------------------------------------------------ against PyTorch autograd
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_gradient_flow_matches_torch_autograd(backend, loss, return_sequences):
+    """||h_t.grad|| of a hand-written torch loop with the same weights and loss."""
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    model = elman.RNN(3, 5, 4, num_layers=2, return_sequences=return_sequences, seed=7,
+                      loss=loss)
+    X, _ = data(4, 6, 3, 1, seed=8)
+    Y = make_targets(loss, (4, 6) if return_sequences else (4,), 4, seed=9)
+    weights = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+               for k, v in model.get_weights().items()}
+    layer_input = torch.tensor(X)
+    states = []
+    for layer in range(2):
+        h = torch.zeros(4, 5, dtype=torch.float64)
+        outputs = []
+        for t in range(6):
+            h = torch.tanh(layer_input[:, t] @ weights[f"layers.{layer}.Wxh"].T
+                           + h @ weights[f"layers.{layer}.Whh"].T
+                           + weights[f"layers.{layer}.bh"])
+            h.retain_grad()
+            states.append(h)
+            outputs.append(h)
+        layer_input = torch.stack(outputs, dim=1)
+    head = layer_input @ weights["Why"].T + weights["by"]
+    if not return_sequences:
+        head = head[:, -1]
+    head = head.reshape(-1, 4)
+    target = torch.tensor(Y).reshape(head.shape[0], -1)
+    if loss == "mse":
+        value = functional.mse_loss(head, target)
+    elif loss == "mae":
+        value = functional.l1_loss(head, target)
+    elif loss == "huber":
+        value = functional.huber_loss(head, target, delta=1.0)
+    elif loss == "cross_entropy":
+        value = functional.cross_entropy(head, target[:, 0].long())
+    else:
+        value = functional.gaussian_nll_loss(head[:, :2], target, head[:, 2:].exp())
+    value.backward()
+    expected = np.array([[states[layer * 6 + t].grad.norm().item() for t in range(6)]
+                         for layer in range(2)])
+    np.testing.assert_allclose(gradient_flow(model, X, Y), expected, rtol=1e-10)
