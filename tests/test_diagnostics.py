@@ -191,6 +191,9 @@ def test_gradcheck_passes_on_the_models_gradient(backend, dtype, return_sequence
     assert result.checked == {k: v.size for k, v in model.get_weights().items()}
     assert sum(result.failed.values()) == 0 and result.worst is None
     assert max(result.max_rel_error.values()) < 1e-4
+    unbatched = gradcheck(model, X[1], Y[1], np.full((2, 5), 0.3))
+    assert unbatched.passed, str(unbatched)
+    assert unbatched.loss != result.loss
     # The model itself is untouched: same dtype, same weights.
     assert model.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(model.parameters, before)

@@ -36,7 +36,10 @@ class CharVocabulary:
     ----------
     chars : iterable of str
         The characters, each a string of length 1; duplicates are dropped and the
-        rest sorted, so the same characters always give the same ids.
+        rest sorted, so the same characters always give the same ids: to keep a
+        vocabulary with its model, save ``"".join(vocab.chars)`` (for example in
+        ``model.save(path, extra={"chars": ...})``) and rebuild it with
+        ``CharVocabulary(chars)``.
 
     Examples
     --------
