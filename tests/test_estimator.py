@@ -44,7 +44,7 @@ def test_get_params_set_params():
     assert params["hidden_size"] == 8 and params["lr"] == 0.01 and params["random_state"] == 3
     assert set(params) == {"hidden_size", "num_layers", "window", "epochs", "batch_size",
                            "optimizer", "lr", "clip_norm", "early_stopping",
-                           "validation_fraction", "patience", "scale_target", "init",
+                           "validation_fraction", "patience", "scale_target", "init", "loss",
                            "dtype", "random_state", "verbose"}
     assert reg.set_params(hidden_size=4, epochs=2) is reg
     assert reg.hidden_size == 4 and reg.epochs == 2

@@ -543,3 +543,85 @@ def test_gaussian_targets_have_half_the_outputs(backend):
     last = elman.RNN(2, 3, 2, return_sequences=False, loss="gaussian_nll", seed=0)
     assert last.loss_and_grad(X_OK, np.zeros(2))[0] == last.loss_and_grad(
         X_OK, np.zeros((2, 1)))[0]
+
+
+# -------------------------------------------- RNNRegressor, fit_many, Forecaster
+def test_regressor_takes_a_loss(backend):
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(60, 5, 2))
+    y = X[:, -1, 0] + 0.3 * rng.normal(size=60)
+    reg = elman.RNNRegressor(hidden_size=4, epochs=3, loss="huber", random_state=0).fit(X, y)
+    assert reg.model_.loss == "huber" and reg.get_params()["loss"] == "huber"
+    assert reg.predict(X).shape == (60,)
+    with pytest.raises(ValueError, match="return_std=True needs .*'huber'"):
+        reg.predict(X, return_std=True)
+    gauss = elman.RNNRegressor(hidden_size=4, epochs=3, loss="gaussian_nll",
+                               random_state=0).fit(X, y)
+    assert gauss.model_.output_size == 2 and gauss.model_.loss == "gaussian_nll"
+    means, stds = gauss.predict(X, return_std=True)
+    assert means.shape == stds.shape == (60,)
+    np.testing.assert_array_equal(means, gauss.predict(X))
+    # In the target's units: the model's means and sds, scaled back.
+    model_means, model_stds = gauss.model_.predict(X, return_std=True)
+    np.testing.assert_allclose(means, model_means[:, 0] * gauss.y_scale_[0] + gauss.y_mean_[0],
+                               rtol=1e-12)
+    np.testing.assert_allclose(stds, model_stds[:, 0] * gauss.y_scale_[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss, match", [
+    ("cross_entropy", r"loss must be one of \('mse', 'mae', 'huber', 'gaussian_nll'\).*"
+                      r"for classes use elman.RNN"),
+    ("hinge", r"loss must be one of .*got 'hinge'"),
+])
+def test_regressor_refuses_other_losses(loss, match):
+    with pytest.raises(ValueError, match=match):
+        elman.RNNRegressor(loss=loss, epochs=1).fit(np.zeros((4, 3, 1)), np.zeros(4))
+
+
+def test_fit_many_passes_the_loss(backend):
+    rng = np.random.default_rng(11)
+    tasks = [(rng.normal(size=(12, 4, 1)), rng.normal(size=(12, 4, 1))) for _ in range(2)]
+    result = elman.fit_many(tasks, [{"loss": "mae"}, {"loss": "gaussian_nll"}], epochs=2,
+                            n_jobs=1, seed=0)
+    assert [m.loss for m in result.models] == ["mae", "gaussian_nll"]
+    assert [m.output_size for m in result.models] == [1, 2]
+    classifier = elman.RNN(1, 4, 3, loss="cross_entropy", seed=0)
+    classes = [(t[0], rng.integers(0, 3, size=(12, 4))) for t in tasks]
+    result = elman.fit_many(classes, model=classifier, epochs=2, n_jobs=1, seed=0)
+    assert all(m.loss == "cross_entropy" for m in result.models) and not result.errors
+
+
+@pytest.mark.parametrize("loss, match", [
+    ("cross_entropy", r"fit_many: loss='cross_entropy' needs the number of classes.*model="),
+    ("hinge", r"fit_many: loss must be one of"),
+])
+def test_fit_many_refuses_a_bad_loss(loss, match):
+    with pytest.raises(ValueError, match=match):
+        elman.fit_many([(np.zeros((4, 3, 1)), np.zeros((4, 3, 1)))], loss=loss, n_jobs=1)
+    with pytest.raises(ValueError, match=match.replace("fit_many", r"params\[0\]")):
+        elman.fit_many([(np.zeros((4, 3, 1)), np.zeros((4, 3, 1)))], [{"loss": loss}],
+                       n_jobs=1)
+
+
+@pytest.mark.parametrize("loss", ["huber", "gaussian_nll"])
+def test_forecaster_takes_a_loss(loss, backend, tmp_path):
+    t = np.arange(150)
+    y = 10 + 0.05 * t + np.sin(2 * np.pi * t / 12) \
+        + 0.1 * np.random.default_rng(12).normal(size=150)
+    forecaster = elman.Forecaster(fast=True, epochs=5, n_jobs=1, loss=loss).fit(y)
+    assert f"loss={loss!r}" in repr(forecaster)
+    members = [model for pipeline in forecaster._pipeline.pipelines
+               for model, _ in pipeline.members]
+    assert members and all(m.loss == loss for m in members)
+    forecast = forecaster.predict(12)
+    assert forecast.shape == (12,) and np.isfinite(forecast).all()
+    forecaster.save(tmp_path / "f.npz")
+    loaded = elman.Forecaster.load(tmp_path / "f.npz")
+    assert loaded.loss == loss
+    np.testing.assert_array_equal(loaded.predict(12), forecast)
+
+
+def test_forecaster_refuses_other_losses():
+    with pytest.raises(ValueError, match=r"loss must be one of \('mse', 'mae', 'huber', "
+                                         r"'gaussian_nll'\); got 'cross_entropy'"):
+        elman.Forecaster(loss="cross_entropy")

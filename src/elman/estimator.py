@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Any, Self
+from typing import Any, Literal, Self, overload
 
 import numpy as np
 
 from elman._typing import ArrayLike, DTypeLike, FloatArray
-from elman._validation import check_dtype, check_float, check_int
+from elman._validation import check_bool, check_dtype, check_float, check_int
 from elman.preprocessing import NotFittedError as _ElmanNotFittedError
 from elman.preprocessing import StandardScaler
 
@@ -63,6 +63,9 @@ else:
     NotFittedError = _ElmanNotFittedError
 
 __all__ = ["RNNRegressor", "SKLEARN_AVAILABLE"]
+
+# The losses of elman.RNN that fit a real-valued target.
+_REGRESSION_LOSSES = ("mse", "mae", "huber", "gaussian_nll")
 
 
 class _EstimatorBase:
@@ -193,6 +196,12 @@ class RNNRegressor(*_BASES):
         ``StandardScaler`` in front in a ``Pipeline`` (2-D ``X``) or scale it first.
     init : {"uniform", "normal", "orthogonal", "identity"}, default "uniform"
         Weight initialisation, as :class:`elman.RNN`.
+    loss : {"mse", "mae", "huber", "gaussian_nll"}, default "mse"
+        The training loss, as :class:`elman.RNN` defines it (on the standardised
+        target when ``scale_target``). ``gaussian_nll`` gives the network a mean and
+        a log-variance per output; :meth:`predict` returns the means, and with
+        ``return_std=True`` the standard deviations too. (``cross_entropy`` is for
+        classes: use :class:`elman.RNN` with it.)
     dtype : {"float64", "float32"}, default "float64"
     random_state : int, numpy.random.RandomState, numpy.random.Generator or None
         Seeds the initial weights and the shuffling. An int gives the same model on
@@ -242,7 +251,7 @@ class RNNRegressor(*_BASES):
                  lr: float = 0.001, clip_norm: float | None = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  patience: int = 5, scale_target: bool = True, init: str = "uniform",
-                 dtype: DTypeLike = "float64",
+                 loss: str = "mse", dtype: DTypeLike = "float64",
                  random_state: int | np.random.RandomState | np.random.Generator | None = None,
                  verbose: int = 0) -> None:
         self.hidden_size = hidden_size
@@ -258,6 +267,7 @@ class RNNRegressor(*_BASES):
         self.patience = patience
         self.scale_target = scale_target
         self.init = init
+        self.loss = loss
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
@@ -414,6 +424,10 @@ class RNNRegressor(*_BASES):
         batch_size = check_int("batch_size", self.batch_size, 1)
         lr = check_float("lr", self.lr, 0.0, strict=True)
         dtype = check_dtype(self.dtype)
+        if not isinstance(self.loss, str) or self.loss not in _REGRESSION_LOSSES:
+            raise ValueError(f"loss must be one of {_REGRESSION_LOSSES}; got {self.loss!r}"
+                             + (" (for classes use elman.RNN(..., loss='cross_entropy'))"
+                                if self.loss == "cross_entropy" else ""))
         if not isinstance(self.early_stopping, (bool, np.bool_)):
             raise TypeError(f"early_stopping must be True or False; got "
                             f"{self.early_stopping!r}")
@@ -452,8 +466,10 @@ class RNNRegressor(*_BASES):
             validation = (Xv, Yv)
             early = {"patience": patience, "restore_best": True}
 
-        model = RNN(Xs.shape[2], self.hidden_size, Y.shape[1], num_layers=self.num_layers,
-                    return_sequences=False, dtype=dtype, seed=model_seed, init=self.init)
+        outputs = 2 * Y.shape[1] if self.loss == "gaussian_nll" else Y.shape[1]
+        model = RNN(Xs.shape[2], self.hidden_size, outputs, num_layers=self.num_layers,
+                    return_sequences=False, dtype=dtype, seed=model_seed, init=self.init,
+                    loss=self.loss)
         history = model.fit(Xt, Yt, epochs=epochs, batch_size=batch_size,
                             optimizer=self.optimizer, lr=lr, clip_norm=self.clip_norm,
                             seed=shuffle_seed, validation_data=validation,
@@ -479,21 +495,48 @@ class RNNRegressor(*_BASES):
         self._y_one_d = one_d
         return self
 
-    def predict(self, X: ArrayLike) -> FloatArray:
-        """Predicted targets for windows ``X``.
+    @overload
+    def predict(self, X: ArrayLike, return_std: Literal[False] = False) -> FloatArray: ...
+
+    @overload
+    def predict(self, X: ArrayLike, return_std: Literal[True]
+                ) -> tuple[FloatArray, FloatArray]: ...
+
+    @overload
+    def predict(self, X: ArrayLike, return_std: bool
+                ) -> FloatArray | tuple[FloatArray, FloatArray]: ...
+
+    def predict(self, X: ArrayLike,
+                return_std: bool = False) -> FloatArray | tuple[FloatArray, FloatArray]:
+        """Predicted targets for windows ``X`` (the means for ``loss="gaussian_nll"``).
 
         Parameters
         ----------
         X : array_like, of the form ``fit`` was given (2-D or 3-D)
+        return_std : bool, default False
+            Also return the predicted standard deviations, in the target's units
+            (``loss="gaussian_nll"`` only).
 
         Returns
         -------
         ndarray of float64, shape (n_samples,) or (n_samples, n_outputs)
             1-D when ``y`` was 1-D in fit.
+        std : ndarray of float64
+            Only with ``return_std=True``: shaped as the predictions.
         """
         self._check_fitted()
+        return_std = check_bool("return_std", return_std)
         Xs, _ = self._sequences(X, fitting=False)
-        out = self.model_.predict(Xs).astype(np.float64) * self.y_scale_ + self.y_mean_
+        if return_std:
+            means, stds = self.model_.predict(Xs, return_std=True)
+            return (self._original_units(means),
+                    self._one_d(stds.astype(np.float64) * self.y_scale_))
+        return self._original_units(self.model_.predict(Xs))
+
+    def _original_units(self, predicted: FloatArray) -> FloatArray:
+        return self._one_d(predicted.astype(np.float64) * self.y_scale_ + self.y_mean_)
+
+    def _one_d(self, out: FloatArray) -> FloatArray:
         result: FloatArray = out[:, 0] if self._y_one_d else out
         return result
 

@@ -46,6 +46,8 @@ FILE_VERSION = 2
 VALIDATION_FRACTION = 0.2
 # Optimizer steps per RNN when epochs is not given (early stopping may end sooner).
 UPDATES = 3000
+# The losses of elman.RNN that fit a real-valued series.
+FORECAST_LOSSES = ("mse", "mae", "huber", "gaussian_nll")
 DEFAULT_ENSEMBLE = 5
 # The transforms with the best linear validation errors, this many, are each
 # modelled (linear part plus RNNs) and their forecasts averaged.
@@ -191,6 +193,11 @@ class Forecaster:
         Skip the grid: one window, 16 units, learning rate 0.01, one RNN. The
         transform and ``alpha`` are still chosen on the validation part, which
         costs little.
+    loss : {"mse", "mae", "huber", "gaussian_nll"}, default "mse"
+        The loss each RNN trains on (as :class:`elman.RNN` defines it), on the
+        scaled residuals of the linear part. ``mae`` and ``huber`` weigh outliers
+        less. With ``gaussian_nll`` each RNN also predicts a variance; the
+        forecasts use its means (the intervals stay the calibrated residuals').
     seed : int, default 0
         Seed of every RNN's initial weights and shuffling; the same seed and data
         give the same forecasts.
@@ -238,7 +245,8 @@ class Forecaster:
                  transform: str | None = None, season: int | None = None,
                  lr: float | None = None, epochs: int | None = None,
                  ensemble: int | None = None, interval: float | None = None, fast: bool = False,
-                 seed: int = 0, n_jobs: int | None = None, verbose: int = 0) -> None:
+                 loss: str = "mse", seed: int = 0, n_jobs: int | None = None,
+                 verbose: int = 0) -> None:
         self.window = window
         self.hidden_size = hidden_size
         self.transform = transform
@@ -248,6 +256,7 @@ class Forecaster:
         self.ensemble = ensemble
         self.interval = interval
         self.fast = fast
+        self.loss = loss
         self.seed = seed
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -261,6 +270,8 @@ class Forecaster:
                 changed.append(f"{name}={getattr(self, name)!r}")
         if self.fast:
             changed.append("fast=True")
+        if self.loss != "mse":
+            changed.append(f"loss={self.loss!r}")
         if self.seed != 0:
             changed.append(f"seed={self.seed!r}")
         return f"Forecaster({', '.join(changed)})"
@@ -285,6 +296,8 @@ class Forecaster:
         _check_level("interval", self.interval)
         if not isinstance(self.fast, (bool, np.bool_)):
             raise TypeError(f"fast must be True or False; got {self.fast!r}")
+        if not isinstance(self.loss, str) or self.loss not in FORECAST_LOSSES:
+            raise ValueError(f"loss must be one of {FORECAST_LOSSES}; got {self.loss!r}")
         check_int("seed", self.seed, 0)
         if self.n_jobs is not None:
             check_int("n_jobs", self.n_jobs)
@@ -389,7 +402,7 @@ class Forecaster:
             tick = time.perf_counter()
             members = train_members(pipeline, x, y, train_end, grid, updates=UPDATES,
                                     epochs=self.epochs, seed=self.seed, n_jobs=n_jobs,
-                                    validate=True)
+                                    validate=True, loss=self.loss)
             for member in members:
                 z_hat = base + member["val_residual"]
                 member["validation_mse"] = mse(
@@ -689,7 +702,7 @@ class Forecaster:
             arrays["tail_features"] = self._tail_features
         settings = {name: getattr(self, name) for name in
                     ("window", "hidden_size", "transform", "season", "lr", "epochs",
-                     "ensemble", "interval", "fast", "seed", "n_jobs", "verbose")}
+                     "ensemble", "interval", "fast", "loss", "seed", "n_jobs", "verbose")}
         meta = {
             "version": FILE_VERSION,
             "settings": settings,

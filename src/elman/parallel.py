@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence, cast
 import numpy as np
 
 from elman import _backend
+from elman._losses import LOSSES
 from elman._validation import check_int
 from elman.rnn import RNN
 from elman.training import History
@@ -42,7 +43,7 @@ DEFAULT_PREFER = {"cython": "threads", "numpy": "processes"}
 
 # Keywords of RNN() and of fit() that a task may set; everything else is an error.
 _MODEL_KEYS = frozenset({"hidden_size", "num_layers", "dtype", "init", "init_scale",
-                         "spectral_radius"})
+                         "spectral_radius", "loss"})
 _WINDOW_KEYS = frozenset({"window", "horizon", "many_to_many"})
 # Set by fit_many itself, from the data or from the call's seed.
 _RESERVED_KEYS = {
@@ -52,6 +53,20 @@ _RESERVED_KEYS = {
     "return_sequences": "it is read from the targets: 3-D Y is many-to-many, 2-D Y "
                         "many-to-one",
 }
+
+
+def _check_loss(where: str, settings: dict[str, Any]) -> None:
+    """A loss a new model per task can be made with (a call's mistake, raised)."""
+    if "loss" not in settings:
+        return
+    loss = settings["loss"]
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"{where}: loss must be one of {LOSSES}; got {loss!r}")
+    if loss == "cross_entropy":
+        raise ValueError(
+            f"{where}: loss='cross_entropy' needs the number of classes, which the class "
+            f"indices do not tell reliably; pass model=elman.RNN(..., output_size=n_classes, "
+            f"loss='cross_entropy') to train a copy of it per task")
 
 
 def _fit_keys():
@@ -272,7 +287,10 @@ def _fit_task(index, task, settings, seeds, backend, template):
                         f"X must have shape (n, time, input_size) and Y (n, time, "
                         f"output_size) or (n, output_size); got X {X_shape}, Y {Y_shape}"
                     )
-                model = RNN(X_shape[2], settings.get("hidden_size", 16), Y_shape[-1],
+                outputs = Y_shape[-1]
+                if settings.get("loss") == "gaussian_nll":
+                    outputs *= 2  # a mean and a log-variance per target
+                model = RNN(X_shape[2], settings.get("hidden_size", 16), outputs,
                             return_sequences=len(Y_shape) == 3, seed=model_seed,
                             **{k: v for k, v in settings.items()
                                if k in _MODEL_KEYS and k != "hidden_size"})
@@ -328,7 +346,7 @@ def fit_many(data: Iterable[Any],
         ``result.seed``.
     **kwargs
         RNN keywords (``num_layers``, ``dtype``, ``init``, ``init_scale``,
-        ``spectral_radius``) and :func:`elman.training.fit` keywords (``epochs``,
+        ``spectral_radius``, ``loss``) and :func:`elman.training.fit` keywords (``epochs``,
         ``batch_size``, ``optimizer``, ``lr``, ``clip_value``, ``clip_norm``,
         ``validation_data``, ``early_stopping``, ...), the same for every task
         unless ``params`` overrides them. An Optimizer instance is copied per
@@ -450,6 +468,9 @@ def fit_many(data: Iterable[Any],
     common = dict(window=window, horizon=horizon, many_to_many=many_to_many, **kwargs)
     for i, entry in enumerate(task_params):
         _check_settings(f"params[{i}]", entry, allowed, model is not None)
+    for where, entry in [("fit_many", kwargs)] + [(f"params[{i}]", entry)
+                                                  for i, entry in enumerate(task_params)]:
+        _check_loss(where, entry)
 
     if len(tasks) == len(task_params) or len(task_params) == 1:
         pairs = [(task, task_params[i if len(task_params) > 1 else 0])

@@ -240,7 +240,8 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         tbptt: int | None = None, checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1, resume: bool = False,
         record_grad_norms: bool = True) -> History:
-    """Train ``model`` on sequences by mini-batch gradient descent with exact BPTT.
+    """Train ``model`` on sequences by mini-batch gradient descent with exact BPTT,
+    minimising the model's ``loss``.
 
     Parameters
     ----------
@@ -248,8 +249,10 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
     X : array_like, shape (n, time, input_size)
         Training sequences (windows).
     Y : array_like
-        Targets: (n, time, output_size) for ``return_sequences=True``, else
-        (n, output_size), or (n,) when output_size is 1.
+        Targets: (n, time, W) for ``return_sequences=True``, else (n, W), or (n,)
+        when W is 1, with W = output_size (output_size // 2 for
+        ``loss="gaussian_nll"``). For ``loss="cross_entropy"``, class indices of
+        shape (n, time), or (n,) for ``return_sequences=False``.
     epochs : int, default 10
         Passes over the data.
     batch_size : int, default 32
@@ -272,7 +275,7 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         Seed of the shuffling; the same seed, data and backend give bit-identical
         weights.
     validation_data : tuple (X_val, Y_val) or (X_val, Y_val, lengths_val), optional
-        Loss measured after each epoch, in ``history.val_loss``.
+        The model's loss on it, measured after each epoch, in ``history.val_loss``.
     early_stopping : bool, int or dict, optional
         True (the defaults below), a patience in epochs, or a dict with any of
         ``{"patience": 5, "min_delta": 0.0, "restore_best": True}`` (the defaults):

@@ -116,8 +116,8 @@ def epochs_for(n_windows, updates):
 
 
 def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_jobs,
-                  validate):
-    """Train one RNN per grid entry on the linear part's residuals.
+                  validate, loss="mse"):
+    """Train one RNN per grid entry on the linear part's residuals, on ``loss``.
 
     With ``validate``, rows >= train_end are the early-stopping set and each
     member's validation residual predictions are returned too.
@@ -153,7 +153,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
         return []
     started = time.perf_counter()
     result = fit_many(tasks, params, batch_size=BATCH_SIZE, clip_norm=1.0, n_jobs=n_jobs,
-                      seed=seed)
+                      seed=seed, loss=loss)
     seconds = time.perf_counter() - started
     members = []
     for config, entry, (X, _), task in zip(used, params, tasks, result):
@@ -173,6 +173,7 @@ def train_members(pipeline, x, y, train_end, grid, *, updates, epochs, seed, n_j
         if validate:
             val_rows = np.arange(train_end, n)
             window = config["window"]
+            # predict gives the means of a Gaussian head.
             outputs = task.model.predict(windows_before(x, val_rows, window))
             member["val_residual"] = outputs[:, -1, 0]
         members.append(member)
@@ -207,7 +208,9 @@ def refit_member(pipeline, x, end, member):
     rows = np.arange(first + window - 1, end)
     X, Y = residual_windows(pipeline, x, rows, window)
     model_seed, fit_seed = member["seeds"]
-    model = RNN(x.shape[1], config["hidden_size"], 1, seed=model_seed)
+    searched = member["model"]
+    model = RNN(x.shape[1], config["hidden_size"], searched.output_size, seed=model_seed,
+                loss=searched.loss)
     try:
         history = model.fit(X, Y, epochs=member["best_epoch"], batch_size=BATCH_SIZE,
                             lr=config["lr"], clip_norm=1.0, seed=fit_seed)
