@@ -74,7 +74,8 @@ class History:
         epoch's last mini-batch (with truncated BPTT, its last chunk) at the weights
         that update started from, before any clipping. That is the gradient the
         from-scratch tutorials print after each epoch; the one of every update is
-        not kept (the compiled loop runs many updates in one call).
+        not kept (the compiled loop runs many updates in one call). Empty when
+        ``fit`` ran with ``record_grad_norms=False``.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -287,7 +288,8 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         returning True stops training. An exception raised by a callback propagates,
         with the model at the end of that epoch.
     verbose : {0, 1, 2}, default 0
-        0 silent, 1 a progress bar with the running losses, 2 a line per epoch.
+        0 silent, 1 a progress bar with the running losses, 2 a line per epoch
+        (with the norm of the whole gradient at the epoch's last update).
     lengths : array_like of int, shape (n,), optional
         Valid steps of each sequence when X is padded.
     tbptt : int, optional
