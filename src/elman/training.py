@@ -313,9 +313,11 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         checkpoint's. Without the file, training starts from the beginning.
     record_grad_norms : bool, default True
         Record the gradient norm of each weight group at each epoch's last update in
-        ``history.grad_norms``. It costs one more forward and backward pass of one
-        batch per epoch (the training loop keeps no gradient); False saves that,
-        which matters when an epoch is a single batch.
+        ``history.grad_norms``. Where the compiled fused loops train (small batches
+        and hidden sizes; they keep no gradient) that costs one more forward and
+        backward pass of one batch per epoch, elsewhere only the sums of squares
+        (``bench/bench_grad_norms.py``). False saves it, which matters when such an
+        epoch is a single batch.
 
     Returns
     -------
