@@ -36,7 +36,8 @@ LAYERS = [
     ["elman.rnn"],
     ["elman.interop", "elman.model_file"],
     ["elman.training"],
-    ["elman.parallel", "elman.estimator"],
+    ["elman.parallel", "elman.estimator", "elman.diagnostics",
+     "elman.text"],
     ["elman._forecasting"],
     ["elman.forecaster*"],
     ["elman"],  # the package's own __init__: the public names, from everything below

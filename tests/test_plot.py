@@ -114,3 +114,65 @@ def test_ensemble_losses_share_one_legend_entry_per_kind():
     losses = figure.axes[-1]
     assert [t.get_text() for t in losses.get_legend().get_texts()] == ["train"]
     assert losses.get_title(loc="left") == "Loss per epoch of the 3 RNNs (log scale)"
+
+
+# ------------------------------------------------------------- gradient-flow panel
+def _flow(num_layers=1, members=1, steps=12):
+    import elman
+    from elman.cli._plot import gradient_flow_panel
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, steps, 2))
+    Y = rng.normal(size=(20, steps, 1))
+    runs = [(f"RNN {k + 1}" if members > 1 else "",
+             elman.RNN(2, 6, 1, num_layers=num_layers, seed=k), X, Y) for k in range(members)]
+    return gradient_flow_panel(runs, "validation"), runs
+
+
+def test_gradient_flow_panel_draws_each_layer_on_a_log_scale():
+    from elman.diagnostics import gradient_flow
+
+    flow, runs = _flow(num_layers=2)
+    assert [label for label, _ in flow["curves"]] == ["layer 1", "layer 2"]
+    np.testing.assert_array_equal(np.array([norms for _, norms in flow["curves"]]),
+                                  gradient_flow(*runs[0][1:]))
+    results, table = _setup(45)
+    figure = build_figure(results, [_history([1.0, 0.5])], table, "y", False, flow)
+    _draw(figure)
+    whole, losses, gradients = figure.axes
+    assert gradients.get_yscale() == "log"
+    assert gradients.get_title(loc="left") == "Gradient flow (log scale)"
+    assert gradients.get_xlabel() == "step in the window (1 = oldest)"
+    assert "validation windows" in gradients.get_ylabel()
+    lines = gradients.get_lines()
+    assert [line.get_label() for line in lines] == ["layer 1", "layer 2"]
+    np.testing.assert_array_equal(lines[0].get_xdata(), np.arange(1, 13))
+    np.testing.assert_allclose(lines[1].get_ydata(), flow["curves"][1][1])
+    assert gradients.get_legend() is not None
+
+
+def test_gradient_flow_panel_of_one_rnn_notes_the_first_to_last_ratio():
+    flow, _ = _flow()
+    assert [label for label, _ in flow["curves"]] == ["RNN"]
+    norms = flow["curves"][0][1]
+    results, table = _setup(200)   # with the close-up: the panel joins the bottom row
+    figure = build_figure(results, [_history([1.0, 0.5])], table, "y", False, flow)
+    _draw(figure)
+    whole, zoom, losses, gradients = figure.axes
+    assert gradients.get_legend() is None
+    notes = [text.get_text() for text in gradients.texts]
+    assert notes == [f"first step / last step: {norms[0] / norms[-1]:.2g}"]
+
+
+def test_gradient_flow_panel_keeps_twelve_decades_of_a_vanished_gradient():
+    norms = np.logspace(-30, 0, 31)
+    norms[0] = 0.0   # nothing reached the first step: left out, not drawn at 0
+    flow = {"curves": [("RNN 1", norms), ("RNN 2", norms * 2)], "part": "training"}
+    results, table = _setup(45)
+    figure = build_figure(results, [_history([1.0, 0.5])], table, "y", False, flow)
+    _draw(figure)
+    gradients = figure.axes[-1]
+    bottom, top = gradients.get_ylim()
+    assert bottom == pytest.approx(2e-12) and top == pytest.approx(4.0)
+    assert np.isnan(gradients.get_lines()[0].get_ydata()[0])
+    assert "training windows" in gradients.get_ylabel()

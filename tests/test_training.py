@@ -866,7 +866,8 @@ def test_history_fields_and_callbacks(backend, assert_close):
     assert not history.interrupted
     assert history.as_dict()["loss"] == history.loss
     assert set(history.as_dict()) == {"loss", "val_loss", "epoch_time", "best_epoch",
-                                      "stopped_early", "interrupted", "steps"}
+                                      "stopped_early", "interrupted", "steps",
+                                      "grad_norms"}
     # Callbacks: (epoch, logs) after every epoch, logs as documented.
     assert [epoch for epoch, _, _ in records] == [0, 1, 2, 3]
     for epoch, logs, theta in records:

@@ -8,7 +8,7 @@
 
 from typing import Any as _Any  # a private name: no `elman.Any`
 
-from elman import datasets, optimizers, preprocessing, training
+from elman import datasets, diagnostics, optimizers, preprocessing, text, training
 from elman._backend import compiled_available, use_backend
 from elman._version import __version__
 from elman.optimizers import clip_gradients
@@ -30,9 +30,11 @@ __all__ = [
     "compiled_available",
     "fit_many",
     "datasets",
+    "diagnostics",
     "load",
     "optimizers",
     "preprocessing",
+    "text",
     "training",
     "use_backend",
 ]

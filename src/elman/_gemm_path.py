@@ -277,19 +277,21 @@ def _add_product(target, A, B, scratch):
 
 def train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_code, X, Y,
                 lengths, order, batch_size, optimizer, hyper, state, step_count, clip_value,
-                clip_norm, losses):
+                clip_norm, losses, gradient_hook=None):
+    """``train_steps`` of the contract; ``gradient_hook(grad)``, when given, sees each
+    step's gradient before clipping (the training loop records its norms)."""
     # A diverging run overflows on its way to NaN; the caller detects that from the
     # non-finite loss or gradient and reports it, as the compiled loop does, so
     # NumPy's overflow warnings would only be noise.
     with np.errstate(over="ignore", invalid="ignore"):
         return _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many,
                             loss_code, X, Y, lengths, order, batch_size, optimizer, hyper,
-                            state, step_count, clip_value, clip_norm, losses)
+                            state, step_count, clip_value, clip_norm, losses, gradient_hook)
 
 
 def _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_code, X, Y,
                  lengths, order, batch_size, optimizer, hyper, state, step_count,
-                 clip_value, clip_norm, losses):
+                 clip_value, clip_norm, losses, gradient_hook):
     grad = np.empty_like(theta)
     # The batch's inputs are gathered straight into time-major order: one copy.
     X_time_major = X.transpose(1, 0, 2)
@@ -303,6 +305,8 @@ def _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_
         losses[done] = loss
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             return done
+        if gradient_hook is not None:
+            gradient_hook(grad)
         clip_flat(grad, clip_value, clip_norm)
         apply_update(optimizer, theta, grad, hyper, state, step_count)
         done += 1

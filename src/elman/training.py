@@ -22,12 +22,14 @@ import math
 import os
 import sys
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from elman import _engine
+from elman import _engine, _gemm_path
+from elman._layout import view_spans
 from elman._losses import value_and_gradient
 from elman._update import apply_update, clip_flat
 from elman._validation import check_float, check_int, check_sequence_batch
@@ -66,6 +68,14 @@ class History:
         True when Ctrl-C ended training; the model holds the last completed step.
     steps : int
         Optimizer updates applied in this call.
+    grad_norms : dict of str to list of float
+        For each weight group (the keys of ``RNN.get_weights()``), the L2 norm of its
+        gradient at each epoch's last update: the gradient of the loss on the
+        epoch's last mini-batch (with truncated BPTT, its last chunk) at the weights
+        that update started from, before any clipping. That is the gradient the
+        from-scratch tutorials print after each epoch; the one of every update is
+        not kept (the compiled loop runs many updates in one call). Empty when
+        ``fit`` ran with ``record_grad_norms=False``.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -75,6 +85,7 @@ class History:
     stopped_early: bool = False
     interrupted: bool = False
     steps: int = 0
+    grad_norms: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:
@@ -110,6 +121,7 @@ class History:
             "stopped_early": self.stopped_early,
             "interrupted": self.interrupted,
             "steps": self.steps,
+            "grad_norms": {name: list(values) for name, values in self.grad_norms.items()},
         }
 
 
@@ -197,7 +209,7 @@ class _Progress:
         self.stream.write(text + "   ")
         self.stream.flush()
 
-    def epoch_end(self, epoch, loss, val_loss, seconds):
+    def epoch_end(self, epoch, loss, val_loss, seconds, grad_norms=None):
         if self.verbose == 0:
             return
         if self.verbose == 1 and self.interactive:
@@ -207,6 +219,10 @@ class _Progress:
             text = f"epoch {epoch + 1:>{self.width}}/{self.epochs}  loss {loss:.6g}"
             if val_loss is not None:
                 text += f"  val_loss {val_loss:.6g}"
+            if grad_norms and self.verbose == 2:
+                # The whole gradient's norm; history.grad_norms has each group's.
+                total = math.sqrt(sum(value * value for value in grad_norms.values()))
+                text += f"  grad_norm {total:.3g}"
             self.stream.write(text + f"  {seconds:.2f}s\n")
         self.stream.flush()
 
@@ -224,7 +240,8 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         callbacks: Sequence[Callable[[int, dict[str, Any]], bool | None]] | None = None,
         verbose: Literal[0, 1, 2] = 0, lengths: ArrayLike | None = None,
         tbptt: int | None = None, checkpoint: str | os.PathLike[str] | None = None,
-        checkpoint_every: int = 1, resume: bool = False) -> History:
+        checkpoint_every: int = 1, resume: bool = False,
+        record_grad_norms: bool = True) -> History:
     """Train ``model`` on sequences by mini-batch gradient descent with exact BPTT,
     minimising the model's ``loss``.
 
@@ -272,7 +289,8 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         returning True stops training. An exception raised by a callback propagates,
         with the model at the end of that epoch.
     verbose : {0, 1, 2}, default 0
-        0 silent, 1 a progress bar with the running losses, 2 a line per epoch.
+        0 silent, 1 a progress bar with the running losses, 2 a line per epoch
+        (with the norm of the whole gradient at the epoch's last update).
     lengths : array_like of int, shape (n,), optional
         Valid steps of each sequence when X is padded.
     tbptt : int, optional
@@ -294,6 +312,13 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         the same weights as one uninterrupted run with the same seed. The model's
         configuration and the optimizer's class and settings must match the
         checkpoint's. Without the file, training starts from the beginning.
+    record_grad_norms : bool, default True
+        Record the gradient norm of each weight group at each epoch's last update in
+        ``history.grad_norms``. Where the compiled fused loops train (small batches
+        and hidden sizes; they keep no gradient) that costs one more forward and
+        backward pass of one batch per epoch, elsewhere only the sums of squares
+        (``bench/bench_grad_norms.py``). False saves it, which matters when such an
+        epoch is a single batch.
 
     Returns
     -------
@@ -360,6 +385,9 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
     if not isinstance(resume, bool):
         raise TypeError(f"resume must be True or False; got {resume!r}")
+    if not isinstance(record_grad_norms, bool):
+        raise TypeError(f"record_grad_norms must be True or False; got "
+                        f"{record_grad_norms!r}")
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
     elif resume:
@@ -373,14 +401,15 @@ def fit(model: RNN, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10, batch_size:
         history: History = _train(model, X, Y, lengths, epochs, batch_size, optimizer,
                                   clip_value or 0.0, clip_norm or 0.0, shuffle, seed,
                                   validation, stopping, callbacks, verbose, tbptt,
-                                  checkpointing)
+                                  checkpointing, record_grad_norms)
         return history
     finally:
         model._training_lock.release()
 
 
 def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip_norm,
-           shuffle, seed, validation, stopping, callbacks, verbose, tbptt, checkpointing):
+           shuffle, seed, validation, stopping, callbacks, verbose, tbptt, checkpointing,
+           record_grad_norms):
     I, H, O, L = model.input_size, model.hidden_size, model.output_size, model.num_layers
     n, steps, _ = X.shape
     optimizer.prepare(model.n_params, model.dtype)
@@ -392,12 +421,20 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
     checkpoint, checkpoint_every, resume = checkpointing
     first_epoch = 0
     if resume and os.path.exists(checkpoint):
-        first_epoch = _restore_checkpoint(checkpoint, model, optimizer, rng, history, best)
+        first_epoch = _restore_checkpoint(checkpoint, model, optimizer, rng, history, best,
+                                          record_grad_norms)
 
     effective_batch = min(batch_size, n)
     # Full BPTT runs whole steps by the route for the batch size; truncated BPTT asks
     # the route table for each chunk (see _run_epoch_truncated).
-    run_steps = None if tbptt is not None else _engine.route(effective_batch, H).train_steps
+    run_steps = hooked_steps = None
+    if tbptt is None:
+        route = _engine.route(effective_batch, H)
+        run_steps = route.train_steps
+        if route.recurrences is not None:
+            # The gemm and twin routes step in Python (_gemm_path.train_steps) and can
+            # hand the last update's gradient to a hook, at no cost.
+            hooked_steps = partial(_gemm_path.train_steps, route.recurrences)
 
     flops_per_sequence = 6.0 * steps * (H * I + (2 * L - 1) * H * H + H * O)
     chunk_batches = max(1, int(_CHUNK_SECONDS * _ASSUMED_FLOPS
@@ -410,14 +447,15 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
             order = rng.permutation(n) if shuffle else np.arange(n)
             order = order.astype(np.intp, copy=False)
             if tbptt is None:
-                epoch_loss, chunk_batches = _run_epoch(
+                epoch_loss, grad_norms, chunk_batches = _run_epoch(
                     model, optimizer, run_steps, X, Y, lengths, order, effective_batch,
                     hyper, clip_value, clip_norm, chunk_batches, history, progress, epoch,
-                    validation, commit)
+                    validation, commit, record_grad_norms, hooked_steps)
             else:
-                epoch_loss = _run_epoch_truncated(
+                epoch_loss, grad_norms = _run_epoch_truncated(
                     model, optimizer, X, Y, lengths, order, effective_batch, tbptt,
-                    clip_value, clip_norm, history, progress, epoch, commit)
+                    clip_value, clip_norm, history, progress, epoch, commit,
+                    record_grad_norms)
             val_loss = None
             if validation is not None:
                 val_loss = _validation_loss(model, *validation)
@@ -426,7 +464,8 @@ def _train(model, X, Y, lengths, epochs, batch_size, optimizer, clip_value, clip
             if val_loss is not None:
                 history.val_loss.append(val_loss)
             history.epoch_time.append(seconds)
-            progress.epoch_end(epoch, epoch_loss, val_loss, seconds)
+            _append_grad_norms(history, grad_norms)
+            progress.epoch_end(epoch, epoch_loss, val_loss, seconds, grad_norms)
 
             stop = False
             if stopping is not None:
@@ -472,9 +511,7 @@ def _save_checkpoint(path, model, optimizer, rng, history, best, epochs_done):
         "epochs_done": epochs_done,
         "rng_state": rng.bit_generator.state,
         # JSON holds finite numbers only; a validation loss can overflow to inf.
-        "history": {name: ([v if v is None or math.isfinite(v) else None for v in value]
-                           if isinstance(value, list) else value)
-                    for name, value in history.as_dict().items()},
+        "history": {name: _json_numbers(value) for name, value in history.as_dict().items()},
         "best_loss": None if math.isinf(best["loss"]) else best["loss"],
         "best_epoch": best["epoch"],
         "waited": best["waited"],
@@ -483,7 +520,16 @@ def _save_checkpoint(path, model, optimizer, rng, history, best, epochs_done):
     save(model, path, optimizer=optimizer, extra=extra, extra_arrays=extra_arrays)
 
 
-def _restore_checkpoint(path, model, optimizer, rng, history, best):
+def _json_numbers(value):
+    """``value`` with every non-finite float in its lists (and dicts of lists) None."""
+    if isinstance(value, dict):
+        return {key: _json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [v if v is None or math.isfinite(v) else None for v in value]
+    return value
+
+
+def _restore_checkpoint(path, model, optimizer, rng, history, best, record_grad_norms):
     """Load a checkpoint into model, optimizer, rng, history and best; epochs done."""
     from elman.model_file import load_with_metadata
 
@@ -512,6 +558,14 @@ def _restore_checkpoint(path, model, optimizer, rng, history, best):
     rng.bit_generator.state = saved["rng_state"]
     for name, value in saved["history"].items():
         setattr(history, name, value)
+    # A checkpoint written before gradient norms were recorded has none for its
+    # epochs: NaN keeps each list one entry per epoch.
+    done = len(history.loss)
+    history.grad_norms = {
+        name: [math.nan] * (done - len(values)) + [math.nan if v is None else v for v in values]
+        for name, values in history.grad_norms.items()}
+    if not history.grad_norms and done and record_grad_norms:
+        history.grad_norms = {name: [math.nan] * done for name in model.get_weights()}
     history.steps = 0
     best.update(loss=math.inf if saved["best_loss"] is None else saved["best_loss"],
                 epoch=saved["best_epoch"], waited=saved["waited"],
@@ -560,29 +614,46 @@ def _diverged(history, epoch, batch):
 
 def _run_epoch(model, optimizer, run_steps, X, Y, lengths, order, batch_size, hyper,
                clip_value, clip_norm, chunk_batches, history, progress, epoch, validation,
-               commit):
+               commit, record_grad_norms, hooked_steps):
     I, H, O, L = model.input_size, model.hidden_size, model.output_size, model.num_layers
     n = order.shape[0]
     n_batches = -(-n // batch_size)
     losses = np.empty(n_batches, dtype=np.float64)
 
-    def run(first, count):
+    def run(first, count, *hook):
         """``count`` batches from batch ``first``, on copies of the committed state."""
         theta = model._theta.copy()
         state = optimizer.state.copy()
         step_count = optimizer.step_count.copy()
         rows = order[first * batch_size:(first + count) * batch_size]
-        done = run_steps(theta, I, H, O, L, model._activation, model.return_sequences,
-                         model._loss_code, X, Y,
-                         lengths, rows, batch_size, optimizer.code, hyper, state, step_count,
-                         clip_value, clip_norm, losses[first:first + count])
+        done = (hooked_steps if hook else run_steps)(
+            theta, I, H, O, L, model._activation, model.return_sequences, model._loss_code,
+            X, Y, lengths, rows, batch_size, optimizer.code, hyper, state, step_count,
+            clip_value, clip_norm, losses[first:first + count], *hook)
         return theta, state, step_count, done
 
+    # The last batch runs in a call of its own. On the routes that step in Python a
+    # hook records its gradient's norms; the compiled loop keeps no gradient, so there
+    # the gradient is computed once more from the weights the batch started from:
+    # one batch's forward and backward per epoch.
+    last_batch = n_batches - 1
+    before_last = None
+    grad_norms = {}
+
+    def record(grad):
+        grad_norms.update(_group_norms(model, grad))
+
+    hook = (record,) if record_grad_norms and hooked_steps is not None else ()
     batch = 0
     while batch < n_batches:
         count = min(chunk_batches, n_batches - batch)
+        if record_grad_norms:
+            count = min(count, last_batch - batch) if batch < last_batch else 1
+        if batch == last_batch:
+            before_last = model._theta  # replaced as a whole by commits, never written
         started = time.perf_counter()
-        theta, state, step_count, done = run(batch, count)
+        theta, state, step_count, done = run(batch, count,
+                                             *(hook if batch == last_batch else ()))
         elapsed = time.perf_counter() - started
         if not np.isfinite(theta).all():
             # Finite losses and gradients, but an update overflowed (a learning rate
@@ -599,14 +670,59 @@ def _run_epoch(model, optimizer, run_steps, X, Y, lengths, order, batch_size, hy
         if done < count:
             raise _diverged(history, epoch, batch + done)
         batch += count
-        # Resize the chunk to about _CHUNK_SECONDS from what this one took.
-        if elapsed > 0:
+        # Resize the chunk to about _CHUNK_SECONDS from what this one took (not from
+        # the last batch alone, whose call overhead would count as work).
+        if elapsed > 0 and (batch <= last_batch or not record_grad_norms):
             chunk_batches = max(1, min(4 * chunk_batches,
                                        int(count * _CHUNK_SECONDS / elapsed)))
         if progress.verbose == 1:
             progress.update(epoch, batch / n_batches, _weighted_mean(losses[:batch], n,
                                                                      batch_size), None)
-    return _weighted_mean(losses, n, batch_size), chunk_batches
+    if not record_grad_norms or hook:
+        return _weighted_mean(losses, n, batch_size), grad_norms, chunk_batches
+    rows = order[last_batch * batch_size:]
+    grad = np.empty_like(before_last)
+    _engine.loss_and_grad(before_last, I, H, O, L, model._activation, model.return_sequences,
+                          model._loss_code,
+                          X[rows], Y[rows],
+                          np.zeros((L, rows.shape[0], H), dtype=model.dtype), lengths[rows],
+                          grad)
+    return _weighted_mean(losses, n, batch_size), _group_norms(model, grad), chunk_batches
+
+
+def _group_norms(model, grad):
+    """{weight name: L2 norm of its part of the flat gradient}, summed in float64."""
+    names, spans = view_spans(*_sizes(model))
+    starts = [start for start, _, _ in spans]
+    norms = np.sqrt(np.add.reduceat(np.square(grad, dtype=np.float64), starts))
+    return dict(zip(names, norms.tolist()))
+
+
+def _append_grad_norms(history, grad_norms):
+    for name, value in grad_norms.items():
+        history.grad_norms.setdefault(name, []).append(value)
+
+
+def _update_once(model, optimizer, X, Y, h0, lengths, clip_value, clip_norm, hyper,
+                 history, epoch, batch, commit, record_grad_norms):
+    """One update from the committed weights on one (chunk of a) batch, committed;
+    returns (loss, norms of the gradient before clipping, or {})."""
+    grad = np.empty_like(model._theta)
+    loss = _engine.loss_and_grad(model._theta, *_sizes(model), model._activation,
+                                 model.return_sequences, model._loss_code, X, Y, h0, lengths,
+                                 grad)
+    if not (np.isfinite(loss) and np.isfinite(grad).all()):
+        raise _diverged(history, epoch, batch)
+    norms = _group_norms(model, grad) if record_grad_norms else {}
+    theta = model._theta.copy()
+    state = optimizer.state.copy()
+    step_count = optimizer.step_count.copy()
+    clip_flat(grad, clip_value, clip_norm)
+    apply_update(optimizer.code, theta, grad, hyper, state, step_count)
+    if not np.isfinite(theta).all():  # the update overflowed
+        raise _diverged(history, epoch, batch)
+    commit(theta, state, step_count, 1)
+    return loss, norms
 
 
 def _weighted_mean(batch_losses, n, batch_size):
@@ -619,13 +735,14 @@ def _weighted_mean(batch_losses, n, batch_size):
 
 
 def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, clip_value,
-                         clip_norm, history, progress, epoch, commit):
+                         clip_norm, history, progress, epoch, commit, record_grad_norms):
     """Truncated BPTT: per batch, chunks of k steps, state carried, gradient cut."""
     L, H = model.num_layers, model.hidden_size
     sizes = (*_sizes(model), model._activation)
     n, steps, _ = X.shape
     total = 0.0
     weight = 0.0
+    grad_norms = {}
     for batch, start in enumerate(range(0, n, batch_size)):
         rows = order[start:start + batch_size]
         state_h = np.zeros((L, rows.shape[0], H), dtype=model.dtype)
@@ -640,22 +757,12 @@ def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, 
             Xc = np.ascontiguousarray(X[sel, c0:c1])
             Yc = np.ascontiguousarray(Y[sel, c0:c1])
             h0 = np.ascontiguousarray(state_h[:, active])
-            grad = np.empty_like(model._theta)
-            loss = _engine.loss_and_grad(model._theta, *sizes, True, model._loss_code, Xc, Yc,
-                                         h0, chunk_len, grad)
-            if not (np.isfinite(loss) and np.isfinite(grad).all()):
-                raise _diverged(history, epoch, batch)
             # The state entering the next chunk, from the weights used for this one.
             _, h_next = _engine.forward(model._theta, *sizes, True, Xc, h0, chunk_len)
-            theta = model._theta.copy()
-            state = optimizer.state.copy()
-            step_count = optimizer.step_count.copy()
-            clip_flat(grad, clip_value, clip_norm)
-            apply_update(optimizer.code, theta, grad, optimizer.hyperparameters(), state,
-                         step_count)
-            if not np.isfinite(theta).all():  # the update overflowed
-                raise _diverged(history, epoch, batch)
-            commit(theta, state, step_count, 1)
+            loss, grad_norms = _update_once(model, optimizer, Xc, Yc, h0, chunk_len,
+                                            clip_value, clip_norm,
+                                            optimizer.hyperparameters(), history, epoch,
+                                            batch, commit, record_grad_norms)
             state_h[:, active] = h_next
             n_valid = float(chunk_len.sum())
             total += loss * n_valid
@@ -663,4 +770,4 @@ def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, 
         if progress.verbose == 1:
             progress.update(epoch, min(1.0, (start + batch_size) / n), total / max(weight, 1),
                             None)
-    return total / weight if weight else float("nan")
+    return (total / weight if weight else float("nan")), grad_norms

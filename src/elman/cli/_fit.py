@@ -141,7 +141,8 @@ def _run_forecaster(args, started, table, features, target, horizon, weather, no
     if args.plot is not None:
         from elman.cli._plot import plot
 
-        plot(args.plot, results, forecaster.history_, table, target, weather)
+        plot(args.plot, results, forecaster.history_, table, target, weather,
+             _forecaster_gradient_flow(forecaster, data, test_start))
         out.write(f"saved the plot to {args.plot}\n")
     total = time.perf_counter() - started
     out.write(f"time: fit {seconds(fit_seconds)} (search, {len(forecaster.search_)} "
@@ -149,6 +150,25 @@ def _run_forecaster(args, started, table, features, target, horizon, weather, no
               f"{seconds(total)}\n")
     out.flush()
     return 0
+
+
+def _forecaster_gradient_flow(forecaster, data, test_start):
+    """The gradient-flow panel of the first transform's final RNNs, on the windows of
+    the validation part (the last rows before the test part)."""
+    from elman._forecasting.search import residual_windows
+    from elman.cli._plot import gradient_flow_panel
+
+    pipeline = forecaster._pipeline.pipelines[0]
+    y = data[:test_start, 0]
+    features = data[:test_start, 1:] if data.shape[1] > 1 else None
+    x = pipeline.inputs(y, features)
+    rows = np.arange(test_start - forecaster.config_["validation_rows"], test_start)
+    runs = []
+    for k, (model, window) in enumerate(pipeline.members):
+        X, Y = residual_windows(pipeline, x, rows, window)
+        label = f"RNN {k + 1}" if len(pipeline.members) > 1 else ""
+        runs.append((label, model, X, Y))
+    return gradient_flow_panel(runs, "validation")
 
 
 def _closed_loop_rows(forecaster, data, rows, horizon):

@@ -169,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", default=None, metavar="MODEL.npz",
                      help="save the model, with what `elman predict` needs, to this file")
     fit.add_argument("--plot", default=None, metavar="OUT.png",
-                     help="draw the test period and the loss curves (.png, .pdf, .svg, "
-                          f"...; needs matplotlib: {PLOT_HINT})".replace("%", "%%"))
+                     help="draw the test period, the loss curves and the gradient flow "
+                          "(.png, .pdf, .svg, ...; needs matplotlib: "
+                          f"{PLOT_HINT})".replace("%", "%%"))
     fit.add_argument("-q", "--quiet", action="store_true",
                      help="no progress lines (the search stages, or the progress bar)")
     _add_reading_options(fit)

@@ -1,4 +1,5 @@
-"""``elman fit --plot``: the test period, its last rows up close, and the loss curves."""
+"""``elman fit --plot``: the test period, its last rows up close, the loss curves, and
+the gradient flow of the final model."""
 
 import importlib
 import importlib.util
@@ -35,9 +36,28 @@ def check_plot_path(path):
                        f"{', '.join('.' + e for e in sorted(formats))} (e.g. out.png)")
 
 
-def plot(path, results, history, table, target, weather):
+def gradient_flow_panel(runs, part):
+    """What the gradient-flow panel draws: ||dL/dh_t|| at every step of the windows.
+
+    ``runs`` is a list of (label, model, X, Y): each final RNN with windows it can be
+    scored on; ``part`` names those windows ("validation", say). Returns a dict with
+    ``curves``, a list of (label, norms of shape (time,)), one per RNN and layer, and
+    ``part``.
+    """
+    from elman.diagnostics import gradient_flow
+
+    curves = []
+    for label, model, X, Y in runs:
+        norms = gradient_flow(model, X, Y)
+        for layer, row in enumerate(norms):
+            name = label if norms.shape[0] == 1 else f"{label}, layer {layer + 1}".lstrip(", ")
+            curves.append((name or "RNN", row))
+    return {"curves": curves, "part": part}
+
+
+def plot(path, results, history, table, target, weather, flow=None):
     """Draw the figure (see :func:`build_figure`) and save it to ``path``."""
-    figure = build_figure(results, history, table, target, weather)
+    figure = build_figure(results, history, table, target, weather, flow)
     try:
         figure.savefig(path)
     except OSError as exc:
@@ -46,8 +66,9 @@ def plot(path, results, history, table, target, weather):
         raise CLIError(f"--plot {path}: {exc}") from None
 
 
-def build_figure(results, history, table, target, weather):
-    """A matplotlib Figure: the test period (and its last rows when long), the losses."""
+def build_figure(results, history, table, target, weather, flow=None):
+    """A matplotlib Figure: the test period (and its last rows when long), the losses,
+    and with ``flow`` (see :func:`gradient_flow_panel`) the gradient flow."""
     # The object-oriented API with the Agg canvas: no pyplot, no GUI, no global state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -65,18 +86,22 @@ def build_figure(results, history, table, target, weather):
     name = "tomorrow's tmax" if weather else target
     zoomed = len(rows) > ZOOM_ROWS
 
-    figure = Figure(figsize=(11, 7.5 if zoomed else 4.2), dpi=110, layout="constrained")
+    # The gradient-flow panel, when there is one, takes a column of its own.
+    widths = (1.6, 1) if flow is None else (1.6, 1, 1)
+    figure = Figure(figsize=(11 if flow is None else 14.5, 7.5 if zoomed else 4.2), dpi=110,
+                    layout="constrained")
     FigureCanvasAgg(figure)
     if zoomed:
-        grid = figure.add_gridspec(2, 2, height_ratios=(1, 1), width_ratios=(1.6, 1))
+        grid = figure.add_gridspec(2, len(widths), height_ratios=(1, 1), width_ratios=widths)
         whole = figure.add_subplot(grid[0, :])
         zoom = figure.add_subplot(grid[1, 0])
         losses = figure.add_subplot(grid[1, 1])
     else:
-        grid = figure.add_gridspec(1, 2, width_ratios=(1.6, 1))
+        grid = figure.add_gridspec(1, len(widths), width_ratios=widths)
         whole = figure.add_subplot(grid[0, 0])
         zoom = None
         losses = figure.add_subplot(grid[0, 1])
+    gradients = None if flow is None else figure.add_subplot(grid[-1, 2])
     actual_style = {"color": "0.25", "linewidth": 0.9}
     rnn_style = {"color": "tab:orange", "linewidth": 0.9}
     persistence_style = {"color": "tab:blue", "linewidth": 0.9, "linestyle": "--",
@@ -135,7 +160,9 @@ def build_figure(results, history, table, target, weather):
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
 
     _plot_losses(losses, history)
-    for axes in (whole, zoom, losses):
+    if gradients is not None:
+        _plot_gradient_flow(gradients, flow)
+    for axes in (whole, zoom, losses, gradients):
         if axes is not None:
             axes.grid(True, alpha=0.3, linewidth=0.6)
             axes.spines[["top", "right"]].set_visible(False)
@@ -148,7 +175,7 @@ def _short(label):
 
 def _plot_losses(losses, history):
     """Training and validation loss per epoch, on a log scale so both stay readable."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import MaxNLocator
 
     # One History (a single RNN) or a list of them (the forecaster's ensemble).
     histories = history if isinstance(history, (list, tuple)) else [history]
@@ -206,19 +233,67 @@ def _plot_losses(losses, history):
         losses.set_title("Loss per epoch (log scale)", loc="left")
         losses.set_ylabel("mean squared error (scaled target)")
     losses.set_xlabel("epoch")
-    # Plain numbers (0.3, not 3x10^-1) on the major and minor ticks of the log axis,
-    # with enough digits to tell the ticks of a narrow range apart.
-    bottom, top = losses.get_ylim()
+    _plain_log_ticks(losses)
+    losses.legend(frameon=False, fontsize="small", loc="upper right")
+    losses.set_xlim(0.5, longest + 0.5)
+    losses.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _plain_log_ticks(axes):
+    """Plain numbers (0.3, not 3x10^-1) on the major and minor ticks of a log y axis,
+    with enough digits to tell the ticks of a narrow range apart."""
+    from matplotlib.ticker import FuncFormatter
+
+    bottom, top = axes.get_ylim()
     digits = 2 if top / bottom > 1.5 else 3 if top / bottom > 1.05 else 4
     plain = FuncFormatter(lambda value, _: f"{value:.{digits}g}")
-    losses.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_major_formatter(plain)
     # Within one decade every minor tick is labelled; over a wider range only those at
     # 2 and 5 times a power of ten, so that the labels do not crowd into each other.
     def sparse(value, _):
         mantissa = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
         return plain(value, _) if round(mantissa, 6) in (2.0, 5.0) else ""
 
-    losses.yaxis.set_minor_formatter(plain if top / bottom < 10 else FuncFormatter(sparse))
-    losses.legend(frameon=False, fontsize="small", loc="upper right")
-    losses.set_xlim(0.5, longest + 0.5)
-    losses.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.yaxis.set_minor_formatter(plain if top / bottom < 10 else FuncFormatter(sparse))
+
+
+def _plot_gradient_flow(axes, flow):
+    """||dL/dh_t|| per step of the window, one line per RNN and layer, log scale."""
+    curves = [(label, np.asarray(norms, dtype=float)) for label, norms in flow["curves"]]
+    positive = [norms[norms > 0] for _, norms in curves]
+    if not curves or not any(values.size for values in positive):
+        axes.text(0.5, 0.5, "no gradient reached the states", ha="center", va="center",
+                  transform=axes.transAxes)
+        axes.set_axis_off()
+        return
+    many = len(curves) > 1
+    colors = ["tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    for k, (label, norms) in enumerate(curves):
+        steps = np.arange(1, norms.shape[0] + 1)
+        shown = np.where(norms > 0, norms, np.nan)  # a zero has no place on a log axis
+        axes.plot(steps, shown, marker="o" if norms.shape[0] <= 40 else None, markersize=3,
+                  color=colors[k % len(colors)], alpha=0.8 if many else 1.0, label=label)
+    axes.set_yscale("log")
+    axes.set_title("Gradient flow (log scale)", loc="left")
+    axes.set_xlabel("step in the window (1 = oldest)")
+    axes.set_ylabel(f"norm of dL/dh_t, {flow['part']} windows")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    longest = max(norms.shape[0] for _, norms in curves)
+    axes.set_xlim(0.5, longest + 0.5)
+    # One curve: how the first step's gradient compares with the last one's, the
+    # vanishing (or exploding) factor over the window. Several: the legend says which.
+    first = curves[0][1]
+    if not many and first[0] > 0 and first[-1] > 0:
+        axes.annotate(f"first step / last step: {first[0] / first[-1]:.2g}",
+                      xy=(0.02, 0.03), xycoords="axes fraction", fontsize="small",
+                      ha="left", va="bottom", color="0.3")
+    low = min(values.min() for values in positive if values.size)
+    high = max(values.max() for values in positive if values.size)
+    if high / low > 1e12:  # a vanished gradient: show 12 decades below the largest
+        axes.set_ylim(high * 1e-12, high * 2)
+    _plain_log_ticks(axes)
+    if many:
+        axes.legend(frameon=False, fontsize="small", loc="best",
+                    ncols=2 if len(curves) > 4 else 1)

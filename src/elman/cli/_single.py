@@ -65,9 +65,11 @@ def run_single(args, started, table, features, target, horizon, weather, notes):
         out.write(f"saved the model to {args.out} (predict with: elman predict {args.out}"
                   f"{'' if args.csv is None else ' ' + args.csv})\n")
     if args.plot is not None:
-        from elman.cli._plot import plot
+        from elman.cli._plot import gradient_flow_panel, plot
 
-        plot(args.plot, results, history, table, target, weather)
+        flow = gradient_flow_panel(
+            [("", model, data.X["validation"], data.Y["validation"])], "validation")
+        plot(args.plot, results, history, table, target, weather, flow)
         out.write(f"saved the plot to {args.plot}\n")
     total = time.perf_counter() - started
     out.write(f"time: training {seconds(train_seconds)} ({history.epochs} epochs, "
