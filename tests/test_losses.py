@@ -625,3 +625,17 @@ def test_forecaster_refuses_other_losses():
     with pytest.raises(ValueError, match=r"loss must be one of \('mse', 'mae', 'huber', "
                                          r"'gaussian_nll'\); got 'cross_entropy'"):
         elman.Forecaster(loss="cross_entropy")
+
+
+def test_pickles_keep_the_loss_and_old_pickles_are_mse():
+    import pickle
+
+    model = elman.RNN(2, 3, 4, loss="gaussian_nll", seed=0)
+    assert pickle.loads(pickle.dumps(model)).loss == "gaussian_nll"
+    state = model.__getstate__()
+    del state["_loss_code"]  # as a model pickled before models had a loss
+    old = elman.RNN.__new__(elman.RNN)
+    old.__setstate__(state)
+    assert old.loss == "mse" and old.get_config()["loss"] == "mse"
+    with pytest.raises(AttributeError):
+        model.loss = "mae"  # read-only: the constructor sets it

@@ -170,7 +170,6 @@ class RNN:
                                            allow_none=True, strict=True)
         self._loss_code = _losses.loss_code(loss)
         _losses.check_output_size(loss, self.output_size)
-        self.loss = loss
         self.n_params = parameter_count(self.input_size, self.hidden_size, self.output_size,
                                         self.num_layers)
         self._training_lock = threading.Lock()
@@ -221,6 +220,11 @@ class RNN:
                 if radius > 0:
                     Whh *= self.spectral_radius / radius
         return theta.astype(self.dtype)
+
+    @property
+    def loss(self) -> str:
+        """The loss the model trains on (a constructor argument; read-only)."""
+        return _losses.LOSSES[self._loss_code]
 
     def _sizes(self) -> tuple[int, int, int, int]:
         return self.input_size, self.hidden_size, self.output_size, self.num_layers
@@ -419,7 +423,10 @@ class RNN:
         -------
         Y : ndarray
             (batch, time, output_size) when ``return_sequences``, else
-            (batch, output_size); without the batch axis for unbatched X.
+            (batch, output_size); without the batch axis for unbatched X. The
+            head's raw outputs whatever the loss: logits for ``cross_entropy``,
+            means then log-variances for ``gaussian_nll`` (:meth:`predict` turns
+            them into classes or means).
         h_last : ndarray, shape (num_layers, batch, hidden_size)
             Only with ``return_state=True``; (num_layers, hidden_size) for
             unbatched X.
@@ -720,6 +727,8 @@ class RNN:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Models pickled before models had a loss trained on mean squared error.
+        state.setdefault("_loss_code", _losses.MSE)
         self.__dict__.update(state)
         self._training_lock = threading.Lock()
 
