@@ -50,6 +50,7 @@ def nudged_loss(model, X, Y, lengths, nudge):
     ``nudge[l, t, b]`` added to layer l's state at step t of sequence b (valid steps
     only; a padded step holds the state, so a nudge there changes nothing)."""
     weights = {k: v.astype(np.float64) for k, v in model.get_weights().items()}
+    f = np.tanh if model.nonlinearity == "tanh" else (lambda a: np.maximum(a, 0.0))
     batch, steps, _ = X.shape
     layer_input = X
     for layer in range(model.num_layers):
@@ -57,7 +58,7 @@ def nudged_loss(model, X, Y, lengths, nudge):
         h = np.zeros((batch, model.hidden_size))
         states = []
         for t in range(steps):
-            candidate = np.tanh(layer_input[:, t] @ Wxh.T + h @ Whh.T + bh) + nudge[layer, t]
+            candidate = f(layer_input[:, t] @ Wxh.T + h @ Whh.T + bh) + nudge[layer, t]
             h = np.where((t < lengths)[:, None], candidate, h)
             states.append(h)
         layer_input = np.stack(states, axis=1)
@@ -95,10 +96,11 @@ def data(batch, steps, inputs, outputs, seed=0):
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_gradient_flow_matches_finite_differences(backend, return_sequences, num_layers,
-                                                  padded, loss):
+                                                  padded, loss, nonlinearity):
     model = elman.RNN(2, 4, 4, num_layers=num_layers, return_sequences=return_sequences,
-                      seed=3, loss=loss)
+                      seed=3, loss=loss, nonlinearity=nonlinearity)
     X, _ = data(3, 5, 2, 2)
     lengths = np.array([5, 2, 4]) if padded else np.full(3, 5)
     targets = make_targets(loss, (3, 5) if return_sequences else (3,), 4)
@@ -178,9 +180,11 @@ def test_gradient_flow_errors():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_gradcheck_passes_on_the_models_gradient(backend, dtype, return_sequences, loss):
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_gradcheck_passes_on_the_models_gradient(backend, dtype, return_sequences, loss,
+                                                 nonlinearity):
     model = elman.RNN(2, 5, 4, num_layers=2, return_sequences=return_sequences, seed=1,
-                      dtype=dtype, loss=loss)
+                      dtype=dtype, loss=loss, nonlinearity=nonlinearity)
     X, _ = data(4, 6, 2, 2, seed=3)
     Y = make_targets(loss, (4, 6) if return_sequences else (4,), 4)
     before = model.parameters.copy()
@@ -276,12 +280,14 @@ def test_gradcheck_errors():
 # ------------------------------------------------------------ against PyTorch autograd
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_gradient_flow_matches_torch_autograd(backend, loss, return_sequences):
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_gradient_flow_matches_torch_autograd(backend, loss, return_sequences, nonlinearity):
     """||h_t.grad|| of a hand-written torch loop with the same weights and loss."""
     torch = pytest.importorskip("torch")
     functional = torch.nn.functional
+    f = torch.tanh if nonlinearity == "tanh" else torch.relu
     model = elman.RNN(3, 5, 4, num_layers=2, return_sequences=return_sequences, seed=7,
-                      loss=loss)
+                      loss=loss, nonlinearity=nonlinearity)
     X, _ = data(4, 6, 3, 1, seed=8)
     Y = make_targets(loss, (4, 6) if return_sequences else (4,), 4, seed=9)
     weights = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
@@ -292,7 +298,7 @@ def test_gradient_flow_matches_torch_autograd(backend, loss, return_sequences):
         h = torch.zeros(4, 5, dtype=torch.float64)
         outputs = []
         for t in range(6):
-            h = torch.tanh(layer_input[:, t] @ weights[f"layers.{layer}.Wxh"].T
+            h = f(layer_input[:, t] @ weights[f"layers.{layer}.Wxh"].T
                            + h @ weights[f"layers.{layer}.Whh"].T
                            + weights[f"layers.{layer}.bh"])
             h.retain_grad()

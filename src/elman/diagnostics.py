@@ -102,8 +102,10 @@ def gradient_flow(model: RNN, X: ArrayLike, Y: ArrayLike, h0: ArrayLike | None =
     The loss is the model's (``model.loss``), a mean over the batch as in
     ``loss_and_grad``, so
     the norms shrink as 1/batch for a larger batch of similar sequences; compare
-    steps and layers within one call. The computation runs in the model's dtype on
-    the active backend's recurrences; the norms are summed in float64.
+    steps and layers within one call. The nonlinearity is the model's (tanh or relu,
+    whose derivative at a state of exactly 0 is taken as 0). The computation runs in
+    the model's dtype on the active backend's recurrences; the norms are summed in
+    float64.
 
     Examples
     --------
