@@ -201,3 +201,19 @@ def test_file_round_trip_keeps_the_interval_method(backend, tmp_path, mode):
     for a, b in zip(loaded.predict_one_step(y, interval=0.9),
                     forecaster.predict_one_step(y, interval=0.9)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["residuals", "gaussian"])
+def test_backtest_width_and_interval_score_match_the_one_step_intervals(backend, mode):
+    y, _ = phase_noise(300)
+    cut = 250
+    forecaster = Forecaster(intervals=mode, **QUICK).fit(y[:cut])
+    result = forecaster.backtest(y, start=cut, horizon=1, interval=0.8)
+    _, lower, upper = forecaster.predict_one_step(y, interval=0.8)
+    rows = slice(cut, len(y))
+    lo, hi, actual = lower[rows], upper[rows], y[rows]
+    miss = np.maximum(lo - actual, 0) + np.maximum(actual - hi, 0)
+    np.testing.assert_allclose(result.width[0], np.mean(hi - lo), rtol=1e-12)
+    np.testing.assert_allclose(result.interval_score[0], np.mean(hi - lo + 10 * miss),
+                               rtol=1e-12)
+    np.testing.assert_allclose(result.coverage[0], np.mean(miss == 0), rtol=1e-12)

@@ -762,9 +762,7 @@ class Forecaster:
             result.interval = level
             result.coverage = np.nanmean(hit, axis=0)
             result.width = np.nanmean(np.where(inside, upper - lower, np.nan), axis=0)
-            penalty = 2.0 / (1.0 - level)
-            score = (upper - lower + penalty * np.maximum(lower - actual, 0.0)
-                     + penalty * np.maximum(actual - upper, 0.0))
+            score = _intervals.interval_scores(actual, lower, upper, level)
             result.interval_score = np.nanmean(np.where(inside, score, np.nan), axis=0)
         return result
 

@@ -77,12 +77,11 @@ def bounds(point, widths, takes_log):
     return point - widths, point + widths
 
 
-def interval_score(actual, lower, upper, level):
-    """Mean interval score (lower is better) over the finite entries of ``actual``."""
+def interval_scores(actual, lower, upper, level):
+    """Interval score of each entry (lower is better): width plus misses times 2/(1-a)."""
     penalty = 2.0 / (1.0 - level)
-    score = ((upper - lower) + penalty * np.maximum(lower - actual, 0.0)
-             + penalty * np.maximum(actual - upper, 0.0))
-    return float(np.nanmean(np.where(np.isfinite(actual), score, np.nan)))
+    return ((upper - lower) + penalty * np.maximum(lower - actual, 0.0)
+            + penalty * np.maximum(actual - upper, 0.0))
 
 
 def _split_score(errors, scale, level, fit, score):
@@ -93,7 +92,8 @@ def _split_score(errors, scale, level, fit, score):
         widths = widths * scale[score]
     # Errors are actual minus forecast (or their logs): the interval is +- widths
     # around 0 in the same units.
-    return interval_score(errors[score], -widths, widths, level)
+    scores = interval_scores(errors[score], -widths, widths, level)
+    return float(np.nanmean(np.where(np.isfinite(errors[score]), scores, np.nan)))
 
 
 def choose(errors, scale, level):
