@@ -15,7 +15,9 @@ From every test origin the closed loop forecasts horizons 1..season (at most 52)
 or 12; for each level the table gives the coverage and mean width over every
 (origin, horizon) whose row exists, and the mean interval score (width plus
 ``2 / (1 - level)`` times any miss; lower is better). Widths are in the units of
-the series.
+the series. The last column gives the closed-loop MSE (mean over the horizons) of
+the two fitted models: the Gaussian head's model has other point forecasts, as its
+RNNs train on another loss.
 
     python bench/bench_intervals.py [--threads 1] [--levels 0.8,0.9] [--series co2,infl]
 
@@ -83,14 +85,17 @@ def main():
                      measure(auto, y, cut, horizon, level, "residuals"),
                      measure(auto, y, cut, horizon, level, "gaussian"),
                      measure(auto, y, cut, horizon, level, auto.intervals_)]
-            rows.append((name, level, auto.intervals_, cells))
+            mse = [np.mean(f.backtest(y, start=cut, horizon=horizon).mse)
+                   for f in (default, auto)]
+            rows.append((name, level, auto.intervals_, cells, mse))
     print()
     print("| series | level | auto chose | default: residuals (mse) | gaussian_nll model: "
-          "residuals | gaussian | auto |")
-    print("|---|---|---|---|---|---|---|")
-    for name, level, chose, cells in rows:
+          "residuals | gaussian | auto | closed-loop MSE mse / gaussian_nll |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, level, chose, cells, mse in rows:
         print(f"| {name} | {level} | {chose} | " + " | ".join(
-            f"cov {c:.3f}, width {w:.4g}, score {s:.4g}" for c, w, s in cells) + " |")
+            f"cov {c:.3f}, width {w:.4g}, score {s:.4g}" for c, w, s in cells)
+            + f" | {mse[0]:.4g} / {mse[1]:.4g} |")
 
 
 if __name__ == "__main__":
