@@ -48,6 +48,10 @@ VALIDATION_FRACTION = 0.2
 UPDATES = 3000
 # The losses of elman.RNN that fit a real-valued series.
 FORECAST_LOSSES = ("mse", "mae", "huber", "gaussian_nll")
+# How prediction intervals are made (see the ``intervals`` parameter).
+INTERVAL_METHODS = ("residuals", "gaussian", "auto")
+# The level "auto" compares the interval methods at when no interval= is set.
+AUTO_LEVEL = 0.9
 DEFAULT_ENSEMBLE = 5
 # The transforms with the best linear validation errors, this many, are each
 # modelled (linear part plus RNNs) and their forecasts averaged.
@@ -83,6 +87,12 @@ class BacktestResult:
         The value one season before (``season`` rows); persistence without a season.
     coverage : ndarray, shape (H,) or None
         Share of actual values inside the interval, when an interval was asked for.
+    width : ndarray, shape (H,) or None
+        Mean width of the interval (upper minus lower, original units).
+    interval_score : ndarray, shape (H,) or None
+        Mean interval score (Gneiting and Raftery, 2007): the width plus
+        ``2 / (1 - interval)`` times the distance by which the actual value
+        falls outside; lower is better, rewarding narrow intervals that cover.
     count : ndarray of int, shape (H,)
         Forecasts scored at each horizon.
     season : int
@@ -101,6 +111,8 @@ class BacktestResult:
     season: int
     interval: float | None = None
     coverage: np.ndarray | None = None
+    width: np.ndarray | None = None
+    interval_score: np.ndarray | None = None
 
     def as_table(self) -> str:
         """The results as text: one line per horizon."""
@@ -193,11 +205,33 @@ class Forecaster:
         Skip the grid: one window, 16 units, learning rate 0.01, one RNN. The
         transform and ``alpha`` are still chosen on the validation part, which
         costs little.
-    loss : {"mse", "mae", "huber", "gaussian_nll"}, default "mse"
+    loss : {"mse", "mae", "huber", "gaussian_nll"}, optional
         The loss each RNN trains on (as :class:`elman.RNN` defines it), on the
         scaled residuals of the linear part. ``mae`` and ``huber`` weigh outliers
         less. With ``gaussian_nll`` each RNN also predicts a variance; the
-        forecasts use its means (the intervals stay the calibrated residuals').
+        forecasts use its means. None: ``"mse"``, or ``"gaussian_nll"`` when
+        ``intervals`` needs the variances.
+    intervals : {"residuals", "gaussian", "auto"}, default "residuals"
+        How prediction intervals are made. All three are calibrated on the
+        closed-loop errors of the validation part, per horizon (split conformal):
+
+        - ``"residuals"``: the forecast plus or minus the conformal quantile of
+          the absolute errors at each horizon; the same width from every origin.
+        - ``"gaussian"``: the RNNs train on ``gaussian_nll`` and predict the
+          variance of each step along the closed loop; the half-width is that
+          spread (carried through the scaling and summed along the differencing,
+          in the units of the residual intervals) times the conformal quantile of
+          the errors divided by their predicted spreads. Intervals widen where
+          the model expects more noise; the quantile corrects what the spread
+          leaves out (errors fed back through the loop, an over- or
+          under-confident head). Past the horizons calibrated on the
+          validation part the last quantile is kept; the spread carries the growth.
+        - ``"auto"``: train as for ``"gaussian"``, then keep whichever of the two
+          has the lower interval score (Gneiting and Raftery, 2007) at
+          ``interval`` (0.9 when None), each calibrated on one half of the
+          validation origins and scored on the other. The test rows are never
+          read: only the validation part of the rows given to :meth:`fit`.
+          ``intervals_`` says which was kept.
     seed : int, default 0
         Seed of every RNN's initial weights and shuffling; the same seed and data
         give the same forecasts.
@@ -229,6 +263,10 @@ class Forecaster:
         Extra input columns (empty by default).
     n_rows_ : int
         Rows given to fit.
+    intervals_ : str
+        ``"residuals"`` or ``"gaussian"``: how this forecaster's intervals are
+        made (the choice of ``intervals="auto"``; its validation scores are in
+        ``config_["interval_scores"]``).
     fit_seconds_ : float
         Wall time of fit.
     metadata_ : dict or None
@@ -245,8 +283,8 @@ class Forecaster:
                  transform: str | None = None, season: int | None = None,
                  lr: float | None = None, epochs: int | None = None,
                  ensemble: int | None = None, interval: float | None = None, fast: bool = False,
-                 loss: str = "mse", seed: int = 0, n_jobs: int | None = None,
-                 verbose: int = 0) -> None:
+                 loss: str | None = None, intervals: str = "residuals", seed: int = 0,
+                 n_jobs: int | None = None, verbose: int = 0) -> None:
         self.window = window
         self.hidden_size = hidden_size
         self.transform = transform
@@ -257,6 +295,7 @@ class Forecaster:
         self.interval = interval
         self.fast = fast
         self.loss = loss
+        self.intervals = intervals
         self.seed = seed
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -270,8 +309,10 @@ class Forecaster:
                 changed.append(f"{name}={getattr(self, name)!r}")
         if self.fast:
             changed.append("fast=True")
-        if self.loss != "mse":
+        if self.loss is not None:
             changed.append(f"loss={self.loss!r}")
+        if self.intervals != "residuals":
+            changed.append(f"intervals={self.intervals!r}")
         if self.seed != 0:
             changed.append(f"seed={self.seed!r}")
         return f"Forecaster({', '.join(changed)})"
@@ -296,8 +337,15 @@ class Forecaster:
         _check_level("interval", self.interval)
         if not isinstance(self.fast, (bool, np.bool_)):
             raise TypeError(f"fast must be True or False; got {self.fast!r}")
-        if not isinstance(self.loss, str) or self.loss not in FORECAST_LOSSES:
+        if self.loss is not None and (not isinstance(self.loss, str)
+                                      or self.loss not in FORECAST_LOSSES):
             raise ValueError(f"loss must be one of {FORECAST_LOSSES}; got {self.loss!r}")
+        if not isinstance(self.intervals, str) or self.intervals not in INTERVAL_METHODS:
+            raise ValueError(f"intervals must be one of {INTERVAL_METHODS}; got "
+                             f"{self.intervals!r}")
+        if self.intervals != "residuals" and self.loss not in (None, "gaussian_nll"):
+            raise ValueError(f"intervals={self.intervals!r} needs RNNs that predict a "
+                             f"variance: loss='gaussian_nll' or None; got loss={self.loss!r}")
         check_int("seed", self.seed, 0)
         if self.n_jobs is not None:
             check_int("n_jobs", self.n_jobs)
@@ -306,6 +354,11 @@ class Forecaster:
                                  "got 0")
         if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
             raise ValueError(f"verbose must be 0, 1 or 2; got {self.verbose!r}")
+
+    def _rnn_loss(self):
+        if self.loss is not None:
+            return self.loss
+        return "mse" if self.intervals == "residuals" else "gaussian_nll"
 
     def _say(self, text):
         if self.verbose:
@@ -402,7 +455,7 @@ class Forecaster:
             tick = time.perf_counter()
             members = train_members(pipeline, x, y, train_end, grid, updates=UPDATES,
                                     epochs=self.epochs, seed=self.seed, n_jobs=n_jobs,
-                                    validate=True, loss=self.loss)
+                                    validate=True, loss=self._rnn_loss())
             for member in members:
                 z_hat = base + member["val_residual"]
                 member["validation_mse"] = mse(
@@ -440,6 +493,7 @@ class Forecaster:
                 best = linear_only
             pipeline.members = [(m["model"], m["config"]["window"]) for m in chosen]
             pipeline.alpha = best[1]
+            pipeline.spread = self.intervals != "residuals"
             parts.append({"name": name, "pipeline": pipeline, "chosen": chosen,
                           "alpha": best[1], "score": best[0], "predicted": best[2],
                           "lags": lags, "penalty": penalty})
@@ -454,7 +508,10 @@ class Forecaster:
         self._horizon = (1 if feats is not None else
                          (season if season and season <= 60 else 12))
         origins = np.arange(max(train_end, combined.history_needed), n)
-        paths = combined.paths(y, feats, origins, self._horizon if feats is None else 1)
+        paths = combined.paths(y, feats, origins, self._horizon if feats is None else 1,
+                               return_sd=combined.spread)
+        if combined.spread:
+            paths, spread = paths
         targets = origins[:, None] + np.arange(paths.shape[1])[None, :]
         inside = targets < n
         actual = np.where(inside, y[np.minimum(targets, n - 1)], np.nan)
@@ -464,6 +521,20 @@ class Forecaster:
         else:
             errors = actual - paths
         self._calibration = np.where(inside, errors, np.nan)
+        self._calibration_scaled = None
+        self.intervals_ = "residuals"
+        scores: dict[str, float | None] = {}
+        if self.intervals != "residuals":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self._calibration_scaled = self._calibration / spread
+            self.intervals_ = "gaussian"
+            if self.intervals == "auto":
+                level = self.interval if self.interval is not None else AUTO_LEVEL
+                self.intervals_, scores = _intervals.choose(self._calibration, spread, level)
+            self._say(f"intervals: {self.intervals_}"
+                      + (f" (validation interval scores: residuals {scores['residuals']:.4g}, "
+                         f"gaussian {scores['gaussian']:.4g})"
+                         if scores.get("residuals") is not None else ""))
 
         # Refit on every row given.
         tick = time.perf_counter()
@@ -485,6 +556,7 @@ class Forecaster:
                 final.members = pipeline.members
                 self.history_ += [m["history"] for m in chosen]
             final.alpha = alpha
+            final.spread = pipeline.spread
             finals.append(final)
         self._pipeline = Combination(finals)
         self._say(f"refit in {time.perf_counter() - tick:.2f} s")
@@ -522,6 +594,8 @@ class Forecaster:
             "validation_rows": int(val_len),
             "validation_mse": float(score),
             "horizon_calibrated": int(self._horizon),
+            "intervals": self.intervals_,
+            "interval_scores": scores,
         }
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -537,6 +611,20 @@ class Forecaster:
                                         columns=self._columns, name="data")
         self._pipeline.check(y)
         return y, feats
+
+    def _forecast(self, y, feats, origins, steps, level):
+        """Closed-loop paths (origins, steps), and their (lower, upper) at ``level``."""
+        gaussian = level is not None and self.intervals_ == "gaussian"
+        point = self._pipeline.paths(y, feats, origins, steps, return_sd=gaussian)
+        if level is None:
+            return point, None
+        if gaussian:
+            point, spread = point
+            widths = _intervals.half_widths(self._calibration_scaled, level, steps,
+                                            grow=False) * spread
+        else:
+            widths = _intervals.half_widths(self._calibration, level, steps)[None, :]
+        return point, _intervals.bounds(point, widths, self._pipeline.log)
 
     def _level(self, interval):
         level = self.interval if interval is None else interval
@@ -576,11 +664,11 @@ class Forecaster:
         if len(y) < needed:
             raise ValueError(f"data must have at least {needed} rows (the model's history); "
                              f"got {len(y)}")
-        point: FloatArray = self._pipeline.paths(y, feats, np.array([len(y)]), steps)[0]
-        if level is None:
+        paths, bounds = self._forecast(y, feats, np.array([len(y)]), steps, level)
+        point: FloatArray = paths[0]
+        if bounds is None:
             return point
-        widths = _intervals.half_widths(self._calibration, level, steps)
-        return (point, *_intervals.bounds(point, widths, self._pipeline.log))
+        return point, bounds[0][0], bounds[1][0]
 
     def predict_one_step(self, data: SeriesLike, *, interval: float | None = None
                          ) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
@@ -605,11 +693,13 @@ class Forecaster:
         n = len(y)
         point = np.full(n, np.nan)
         origins = np.arange(self._pipeline.history_needed, n)
-        point[origins] = self._pipeline.paths(y, feats, origins, 1)[:, 0]
-        if level is None:
+        paths, bounds = self._forecast(y, feats, origins, 1, level)
+        point[origins] = paths[:, 0]
+        if bounds is None:
             return point
-        widths = _intervals.half_widths(self._calibration, level, 1)
-        return (point, *_intervals.bounds(point, widths[0], self._pipeline.log))
+        lower, upper = np.full(n, np.nan), np.full(n, np.nan)
+        lower[origins], upper[origins] = bounds[0][:, 0], bounds[1][:, 0]
+        return point, lower, upper
 
     def backtest(self, data: SeriesLike, *, start: int, horizon: int | None = None,
                  interval: float | None = None) -> BacktestResult:
@@ -650,7 +740,7 @@ class Forecaster:
         earliest = max(self._pipeline.history_needed, season)
         start = check_int("start", start, earliest, n - 1)
         origins = np.arange(start, n)
-        paths = self._pipeline.paths(y, feats, origins, horizon)
+        paths, bounds = self._forecast(y, feats, origins, horizon, level)
         h = np.arange(horizon)
         targets = origins[:, None] + h[None, :]
         inside = targets < n
@@ -666,13 +756,14 @@ class Forecaster:
 
         result = BacktestResult(h + 1, *errors(paths), *errors(persistence),
                                 *errors(seasonal), inside.sum(axis=0), season)
-        if level is not None:
-            widths = _intervals.half_widths(self._calibration, level, horizon)
-            lower, upper = _intervals.bounds(paths, widths[None, :],
-                                             self._pipeline.log)
+        if bounds is not None:
+            lower, upper = bounds
             hit = np.where(inside, (actual >= lower) & (actual <= upper), np.nan)
             result.interval = level
             result.coverage = np.nanmean(hit, axis=0)
+            result.width = np.nanmean(np.where(inside, upper - lower, np.nan), axis=0)
+            score = _intervals.interval_scores(actual, lower, upper, level)
+            result.interval_score = np.nanmean(np.where(inside, score, np.nan), axis=0)
         return result
 
     # ------------------------------------------------------------ persistence
@@ -697,12 +788,15 @@ class Forecaster:
                             f"{type(metadata).__name__}")
         extra, arrays, first = self._pipeline.state()
         arrays["calibration"] = np.nan_to_num(self._calibration, nan=np.inf)
+        if self._calibration_scaled is not None:
+            arrays["calibration_scaled"] = np.nan_to_num(self._calibration_scaled, nan=np.inf)
         arrays["tail_y"] = self._tail_y
         if self._tail_features is not None:
             arrays["tail_features"] = self._tail_features
         settings = {name: getattr(self, name) for name in
                     ("window", "hidden_size", "transform", "season", "lr", "epochs",
-                     "ensemble", "interval", "fast", "loss", "seed", "n_jobs", "verbose")}
+                     "ensemble", "interval", "fast", "loss", "intervals", "seed", "n_jobs",
+                     "verbose")}
         meta = {
             "version": FILE_VERSION,
             "settings": settings,
@@ -749,6 +843,11 @@ class Forecaster:
         calibration = np.array(arrays["calibration"], dtype=np.float64)
         calibration[np.isinf(calibration)] = np.nan
         forecaster._calibration = calibration
+        forecaster._calibration_scaled = None
+        if "calibration_scaled" in arrays:
+            scaled = np.array(arrays["calibration_scaled"], dtype=np.float64)
+            scaled[np.isinf(scaled)] = np.nan
+            forecaster._calibration_scaled = scaled
         forecaster._tail_y = np.array(arrays["tail_y"], dtype=np.float64)
         forecaster._tail_features = (np.array(arrays["tail_features"], dtype=np.float64)
                                      if "tail_features" in arrays else None)
@@ -762,6 +861,7 @@ class Forecaster:
         forecaster._horizon = meta["horizon"]
         forecaster._n_columns = meta["n_columns"]
         forecaster.metadata_ = meta.get("metadata")
+        forecaster.intervals_ = meta["config"].get("intervals", "residuals")
         forecaster.history_ = []
         return forecaster
 

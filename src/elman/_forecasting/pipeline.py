@@ -11,6 +11,15 @@ trained, on windows of ``w_k`` rows) and its last output is the residual it
 predicts. Over several steps each RNN carries its state forward and is fed the
 combined prediction (in scaled transformed units) as its next input; the linear
 part reads the same fed-back values in its lags.
+
+RNNs trained on ``gaussian_nll`` also predict the log-variance of the residual at
+every step of that loop. With ``spread`` set, :meth:`Pipeline.paths` turns them
+into a spread for each forecast: the members' mean variance of the scaled ``z``,
+rescaled to ``u`` (the transform before differencing: the target or its log) and
+summed along the differencing chain (a forecast ``lag`` rows ahead inherits the
+variance of the forecast it adds to). The errors the closed loop feeds back
+through the autoregression's lags are left out; the conformal calibration of the
+interval widths (``elman._forecasting.intervals``) absorbs them per horizon.
 """
 
 import numpy as np
@@ -73,10 +82,13 @@ class Pipeline:
         The RNNs and their windows.
     alpha : float
         Weight of the RNN ensemble's mean residual (0: the linear part alone).
+    spread : bool
+        The RNNs have a Gaussian head whose variances :meth:`paths` reports; their
+        windows then count in ``context`` even when ``alpha`` is 0.
     """
 
     def __init__(self, transform, z_mean, z_scale, feature_mean, feature_scale, lags, coef,
-                 intercept, members=(), alpha=0.0):
+                 intercept, members=(), alpha=0.0, spread=False):
         self.transform = transform
         self.z_mean = float(z_mean)
         self.z_scale = float(z_scale)
@@ -87,6 +99,7 @@ class Pipeline:
         self.intercept = float(intercept)
         self.members = list(members)
         self.alpha = float(alpha)
+        self.spread = bool(spread)
 
     @property
     def n_inputs(self):
@@ -95,7 +108,7 @@ class Pipeline:
     @property
     def context(self):
         """Rows of model input needed before a forecast origin."""
-        windows = [w for _, w in self.members] if self.alpha else []
+        windows = [w for _, w in self.members] if (self.alpha or self.spread) else []
         return max([self.lags] + windows)
 
     @property
@@ -114,7 +127,7 @@ class Pipeline:
         """The linear part's prediction of scaled z at ``rows``."""
         return lagged_rows(x, rows, self.lags) @ self.coef + self.intercept
 
-    def paths(self, y, features, origins, steps):
+    def paths(self, y, features, origins, steps, return_sd=False):
         """Closed-loop forecasts in original units from many origins at once.
 
         Parameters
@@ -125,27 +138,39 @@ class Pipeline:
             Origin o forecasts rows o, o+1, ..., o+steps-1 from rows < o. Each
             must satisfy ``history_needed <= o <= n``.
         steps : int
+        return_sd : bool, default False
+            Also return the spread of each forecast from the RNNs' Gaussian heads
+            (requires ``spread``; see the module docstring).
 
         Returns
         -------
-        ndarray, shape (B, steps)
+        paths : ndarray, shape (B, steps)
+        sd : ndarray, shape (B, steps)
+            Only with ``return_sd``: in units of ``u`` (log ratios for a transform
+            that takes the log, else original units).
         """
+        if return_sd and not self.spread:
+            raise ValueError("this pipeline's RNNs have no Gaussian head to give a spread")
         origins = np.asarray(origins, dtype=np.intp)
         x = self.inputs(y, features)
         B = len(origins)
         out = np.empty((B, steps))
+        variance = np.zeros((B, steps))
         if B == 0:
-            return out
+            return (out, variance) if return_sd else out
         L = self.context
         lag = self.transform.lag
         # Most recent last: the rows the linear part and the RNN warm-up read.
         recent = windows_before(x, origins, L)                     # (B, L, I)
         states = []
         residual = np.zeros(B)
-        if self.alpha:
+        use_members = bool(self.alpha) or return_sd
+        if use_members:
             for model, window in self.members:
                 outputs, state = model.forward(recent[:, L - window:, :], return_state=True)
                 residual += outputs[:, -1, 0]
+                if return_sd:
+                    variance[:, 0] += np.exp(outputs[:, -1, 1])
                 states.append(state)
             residual /= len(self.members)
         if lag:
@@ -164,14 +189,22 @@ class Pipeline:
                 break
             # Feed the prediction back: the only input column when there are no features.
             lag_window = np.concatenate([z_scaled[:, None], lag_window[:, :-1]], axis=1)
-            if self.alpha:
+            if use_members:
                 fed = z_scaled[:, None, None]
                 residual = np.zeros(B)
                 for k, (model, _) in enumerate(self.members):
                     outputs, states[k] = model.forward(fed, states[k], return_state=True)
                     residual += outputs[:, -1, 0]
+                    if return_sd:
+                        variance[:, step + 1] += np.exp(outputs[:, -1, 1])
                 residual /= len(self.members)
-        return out
+        if not return_sd:
+            return out
+        variance *= self.z_scale ** 2 / len(self.members)
+        if lag:
+            for step in range(lag, steps):
+                variance[:, step] += variance[:, step - lag]
+        return out, np.sqrt(variance)
 
     # ------------------------------------------------------------ persistence
     def state(self):
@@ -184,6 +217,7 @@ class Pipeline:
             "lags": self.lags,
             "intercept": self.intercept,
             "alpha": self.alpha,
+            "spread": self.spread,
             "members": [dict(model.get_config(), window=window)
                         for model, window in self.members],
         }
@@ -216,7 +250,7 @@ class Pipeline:
             members.append((model, window))
         return cls(transform, extra["z_mean"], extra["z_scale"], arrays["feature_mean"],
                    arrays["feature_scale"], extra["lags"], arrays["coef"], extra["intercept"],
-                   members, extra["alpha"])
+                   members, extra["alpha"], extra.get("spread", False))
 
 
 class Combination:
@@ -248,10 +282,29 @@ class Combination:
         for pipeline in self.pipelines:
             pipeline.transform.check(y)
 
-    def paths(self, y, features, origins, steps):
-        """Mean of the pipelines' :meth:`Pipeline.paths`, shape (origins, steps)."""
-        return np.mean([p.paths(y, features, origins, steps) for p in self.pipelines],
-                       axis=0)
+    @property
+    def spread(self):
+        """Whether every pipeline's RNNs give a spread (a Gaussian head)."""
+        return all(p.spread for p in self.pipelines)
+
+    def paths(self, y, features, origins, steps, return_sd=False):
+        """Mean of the pipelines' :meth:`Pipeline.paths`, shape (origins, steps).
+
+        With ``return_sd``, also their spreads combined as the root mean variance,
+        in the units of the interval widths (log ratios when :attr:`log`, else
+        original units, a log pipeline's spread times its forecast).
+        """
+        if not return_sd:
+            return np.mean([p.paths(y, features, origins, steps) for p in self.pipelines],
+                           axis=0)
+        paths, variances = [], []
+        for pipeline in self.pipelines:
+            path, sd = pipeline.paths(y, features, origins, steps, return_sd=True)
+            if pipeline.transform.log and not self.log:
+                sd = sd * np.abs(path)
+            paths.append(path)
+            variances.append(sd ** 2)
+        return np.mean(paths, axis=0), np.sqrt(np.mean(variances, axis=0))
 
     def state(self):
         """(list of extras, extra_arrays, first RNN) for a model file.
