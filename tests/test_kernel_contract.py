@@ -17,7 +17,7 @@ from elman import _kernels_numpy, _update
 
 CONTRACT = _kernels_numpy.KERNEL_FUNCTIONS
 # Module-level values a kernel module may export beside the functions.
-DATA = {"INSTRUCTION_SET", "UPDATE_CONSTANTS", "KERNEL_FUNCTIONS"}
+DATA = {"INSTRUCTION_SET", "UPDATE_CONSTANTS", "KERNEL_FUNCTIONS", "OPENMP", "CHUNKING"}
 
 
 def public_functions(module):
