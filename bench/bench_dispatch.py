@@ -61,11 +61,11 @@ def make_cases(kernels, call, I, H, T, B, dtype, compare_recurrences):
         if call == "forecast":
             def run(n):
                 for _ in range(n):
-                    function(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last)
+                    function(theta, I, H, O, L, 0, X, h0, feedback, future, Y_out, h_last)
         else:
             def run(n):
                 for _ in range(n):
-                    function(theta, I, H, O, L, True, X, Y, h0, lengths, grad)
+                    function(theta, I, H, O, L, 0, True, X, Y, h0, lengths, grad)
         return run
 
     if compare_recurrences:

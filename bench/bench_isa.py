@@ -54,7 +54,7 @@ def make_cases(kernels, shape):
         for _ in range(n):
             theta = theta0.copy()
             state = np.zeros((2, theta.size))
-            kernels.train_steps(theta, I, H, O, L, True, X, Y, lengths, order, 1, 0, hyper,
+            kernels.train_steps(theta, I, H, O, L, 0, True, X, Y, lengths, order, 1, 0, hyper,
                                 state, np.zeros(1, dtype=np.int64), 5.0, 0.0, losses)
 
     Xf = X[:1]
@@ -64,7 +64,7 @@ def make_cases(kernels, shape):
 
     def forward(n):
         for _ in range(n):
-            kernels.forward(theta0, I, H, O, L, True, Xf, h0, lengths[:1], Yf, hl)
+            kernels.forward(theta0, I, H, O, L, 0, True, Xf, h0, lengths[:1], Yf, hl)
 
     return {"train step": (train, STEPS), "forward": (forward, 1)}
 

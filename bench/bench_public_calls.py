@@ -57,11 +57,11 @@ def elman_case(call, shape):
 
     def kernel_forward(n):
         for _ in range(n):
-            kernels.forward(theta, I, H, OUTPUT, 1, True, X, h0, lengths, Y_out, h_last)
+            kernels.forward(theta, I, H, OUTPUT, 1, 0, True, X, h0, lengths, Y_out, h_last)
 
     def kernel_loss_and_grad(n):
         for _ in range(n):
-            kernels.loss_and_grad(theta, I, H, OUTPUT, 1, True, X, Y, h0, lengths, grad)
+            kernels.loss_and_grad(theta, I, H, OUTPUT, 1, 0, True, X, Y, h0, lengths, grad)
 
     if call == "forward":
         def public(n):

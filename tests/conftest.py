@@ -61,7 +61,7 @@ import pytest
 # With ELMAN_BACKEND=cython and no compiled module this raises ImportError, which
 # aborts the run: deliberately not caught.
 import elman
-from elman import _backend
+from elman import _backend, _engine
 
 RTOL_FLOAT64 = 1e-12
 RTOL_FLOAT32 = 1e-5
@@ -171,3 +171,47 @@ def assert_close(actual, expected, dtype=None, *, rtol=None, what="arrays"):
 def assert_close_fixture():
     """The :func:`assert_close` function, for test modules (conftest is not imported)."""
     return assert_close
+
+
+# ------------------------------------------------------------------- routes
+ROUTES = ["fused", "compiled loops", "blas steps"]
+
+
+@pytest.fixture(params=ROUTES + ["twin"])
+def forced_route(request, monkeypatch):
+    """Force every call of the test onto one route of the route table (batch >= 2).
+
+    The compiled routes run on the compiled backend (skipped where it is not
+    available, as the ``backend`` fixture skips); ``twin`` runs on the NumPy twin.
+    Yields the route's name; the ``assert_route`` fixture checks a call takes it.
+    """
+    name = request.param
+    if name == "twin":
+        with elman.use_backend("numpy"):
+            yield name
+        return
+    _compiled_kernels_or_skip()
+    fused = name == "fused"
+    monkeypatch.setattr(_engine, "FUSED_MAX_BATCH_HIDDEN2", 2 ** 62 if fused else 0)
+    blas = name == "blas steps"
+    monkeypatch.setattr(_engine, "BLAS_STEPS_MIN_BATCH", 1 if blas else 2 ** 62)
+    monkeypatch.setattr(_engine, "BLAS_STEPS_MIN_HIDDEN", 1 if blas else 2 ** 62)
+    monkeypatch.setattr(_engine, "_ROUTES", {})
+    with elman.use_backend("cython"):
+        yield name
+
+
+def assert_route(route, batch, hidden):
+    """Assert the route table sends a call on ``batch`` sequences of ``hidden`` units
+    to ``route`` (a ``forced_route`` name)."""
+    chosen = _engine.route(batch, hidden)
+    if route in ("fused", "twin"):
+        assert chosen.name == route
+    else:
+        assert chosen.name == "gemm" and chosen.recurrences.name == route
+
+
+@pytest.fixture(name="assert_route")
+def assert_route_fixture():
+    """The :func:`assert_route` function, for test modules."""
+    return assert_route

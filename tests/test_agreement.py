@@ -2,8 +2,9 @@
 
 Three compiled routes are compared with the twin:
 
-* the fused loops (``kernels.forward`` / ``kernels.loss_and_grad``, one call into
-  compiled code per step), called directly on every shape;
+* the fused loops (``kernels.forward`` / ``kernels.loss_and_grad`` /
+  ``kernels.backward``, one call into compiled code per step), called directly on
+  every shape;
 * ``_gemm_path`` wrapped around the compiled recurrences the route table picks for
   the shape (what the model uses for large batch * hidden**2), called directly on
   every shape;
@@ -11,8 +12,9 @@ Three compiled routes are compared with the twin:
   the shape list covers both sides of that switch, and a spy checks which route
   a call really took.
 
-Tolerances are the conftest's: 1e-12 (float64) and 1e-5 (float32) relative to
-the largest magnitude in each array.
+Both nonlinearities (tanh, relu) are among the shapes. Tolerances are the
+conftest's: 1e-12 (float64) and 1e-5 (float32) relative to the largest magnitude in
+each array.
 """
 
 from dataclasses import dataclass
@@ -38,11 +40,13 @@ class Case:
     nonzero_h0: bool
     ragged: bool
     seed: int
+    nonlinearity: str = "tanh"
 
     def __str__(self):
         return (f"B{self.batch}-T{self.steps}-I{self.inputs}-H{self.hidden}-O{self.outputs}"
                 f"-L{self.layers}-{'m2m' if self.many_to_many else 'm2o'}-{self.dtype}"
-                f"{'-h0' if self.nonzero_h0 else ''}{'-ragged' if self.ragged else ''}")
+                f"{'-h0' if self.nonzero_h0 else ''}{'-ragged' if self.ragged else ''}"
+                f"-{self.nonlinearity}")
 
 
 def _cases():
@@ -64,6 +68,11 @@ def _cases():
         # batch * hidden**2 above rnn.FUSED_MAX_BATCH_HIDDEN2 at moderate sizes.
         Case(40, 5, 3, 128, 2, 1, True, "float64", True, True, 11),
         Case(12, 4, 2, 256, 1, 2, False, "float32", True, True, 12),
+        # relu on both gemm recurrences (BLAS steps from batch 16, hidden 32; the
+        # compiled loops below) and on the fused loops.
+        Case(40, 5, 3, 128, 2, 2, True, "float32", True, True, 13, "relu"),
+        Case(12, 4, 2, 256, 1, 1, False, "float64", True, True, 14, "relu"),
+        Case(4, 6, 3, 5, 2, 3, True, "float64", True, True, 15, "relu"),
     ]
     rng = np.random.default_rng(20261122)
     for k in range(28):
@@ -79,6 +88,7 @@ def _cases():
             nonzero_h0=bool(rng.integers(2)),
             ragged=bool(rng.integers(2)),
             seed=100 + k,
+            nonlinearity="relu" if k % 2 else "tanh",
         ))
     return cases
 
@@ -91,7 +101,8 @@ def _problem(case):
     rng = np.random.default_rng(case.seed)
     dtype = np.dtype(case.dtype)
     model = elman.RNN(case.inputs, case.hidden, case.outputs, num_layers=case.layers,
-                      return_sequences=case.many_to_many, dtype=dtype, seed=case.seed)
+                      return_sequences=case.many_to_many, nonlinearity=case.nonlinearity,
+                      dtype=dtype, seed=case.seed)
     # Larger than the default init, so that tanh is well inside its nonlinear range.
     weights = {k: 1.7 * v for k, v in model.get_weights().items()}
     model.set_weights(weights)
@@ -118,7 +129,8 @@ def _kernel_forward(forward, model, X, h0, lengths):
                     dtype=model.dtype)
     h_last = np.full((model.num_layers, B, model.hidden_size), np.nan, dtype=model.dtype)
     forward(model.parameters, model.input_size, model.hidden_size, model.output_size,
-            model.num_layers, model.return_sequences, X, h0, lengths, Y_out, h_last)
+            model.num_layers, model._activation, model.return_sequences, X, h0, lengths,
+            Y_out, h_last)
     return Y_out, h_last
 
 
@@ -126,9 +138,20 @@ def _kernel_loss_and_grad(loss_and_grad, model, X, Y, h0, lengths):
     Y3 = Y if model.return_sequences else np.ascontiguousarray(Y[:, None, :])
     grad = np.full(model.n_params, np.nan, dtype=model.dtype)
     loss = loss_and_grad(model.parameters, model.input_size, model.hidden_size,
-                         model.output_size, model.num_layers, model.return_sequences,
-                         X, Y3, h0, lengths, grad)
+                         model.output_size, model.num_layers, model._activation,
+                         model.return_sequences, X, Y3, h0, lengths, grad)
     return loss, grad
+
+
+def _kernel_backward(backward, model, X, dY, h0, lengths):
+    dY3 = dY if model.return_sequences else np.ascontiguousarray(dY[:, None, :])
+    grad = np.full(model.n_params, np.nan, dtype=model.dtype)
+    dX = np.full(X.shape, np.nan, dtype=model.dtype)
+    dh0 = np.full(h0.shape, np.nan, dtype=model.dtype)
+    backward(model.parameters, model.input_size, model.hidden_size, model.output_size,
+             model.num_layers, model._activation, model.return_sequences, X, h0, lengths,
+             dY3, grad, dX, dh0)
+    return grad, dX, dh0
 
 
 def _gemm_with(kernels, batch, hidden):
@@ -140,7 +163,10 @@ def _gemm_with(kernels, batch, hidden):
     def loss_and_grad(*args):
         return _gemm_path.loss_and_grad(recurrences, *args)
 
-    return forward, loss_and_grad
+    def backward(*args):
+        _gemm_path.backward(recurrences, *args)
+
+    return forward, loss_and_grad, backward
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -151,13 +177,19 @@ def test_fused_and_gemm_routes_match_twin(case, compiled_kernels, twin_kernels, 
     expected_loss, expected_grad = _kernel_loss_and_grad(
         twin_kernels.loss_and_grad, model, X, Y, h0, lengths)
     assert expected_Y.dtype == dtype and np.isfinite(expected_loss)
+    # dY, NaN at padded steps (ignored there), as a gradient reaching the outputs.
+    dY = np.random.default_rng(case.seed + 1).normal(size=Y.shape).astype(dtype)
+    dY[np.isnan(Y)] = np.nan
+    expected_backward = _kernel_backward(twin_kernels.backward, model, X, dY, h0, lengths)
+    for array in expected_backward:
+        assert np.isfinite(array).all()
 
-    gemm_forward, gemm_loss_and_grad = _gemm_with(compiled_kernels, case.batch, case.hidden)
     routes = {
-        "fused": (compiled_kernels.forward, compiled_kernels.loss_and_grad),
-        "gemm": (gemm_forward, gemm_loss_and_grad),
+        "fused": (compiled_kernels.forward, compiled_kernels.loss_and_grad,
+                  compiled_kernels.backward),
+        "gemm": _gemm_with(compiled_kernels, case.batch, case.hidden),
     }
-    for route, (forward, loss_and_grad) in routes.items():
+    for route, (forward, loss_and_grad, backward) in routes.items():
         Y_out, h_last = _kernel_forward(forward, model, X, h0, lengths)
         assert_close(Y_out, expected_Y, dtype, what=f"{route} outputs")
         assert_close(h_last, expected_h, dtype, what=f"{route} final states")
@@ -167,6 +199,10 @@ def test_fused_and_gemm_routes_match_twin(case, compiled_kernels, twin_kernels, 
         for name, view in model._views(grad).items():
             assert_close(view, model._views(expected_grad)[name], dtype,
                          what=f"{route} gradient {name}")
+        grad, dX, dh0 = _kernel_backward(backward, model, X, dY, h0, lengths)
+        assert_close(grad, expected_backward[0], dtype, what=f"{route} backward gradient")
+        assert_close(dX, expected_backward[1], dtype, what=f"{route} backward dX")
+        assert_close(dh0, expected_backward[2], dtype, what=f"{route} backward dh0")
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -174,10 +210,12 @@ def test_model_api_agrees(case, both_backends, assert_close):
     model, X, Y, h0, lengths = _problem(case)
     dtype = model.dtype
 
+    dY = np.random.default_rng(case.seed + 1).normal(size=Y.shape)
+
     def run():
         outputs, h_last = model.forward(X, h0, return_state=True, lengths=lengths)
         loss, grads = model.loss_and_grad(X, Y, h0, lengths=lengths)
-        return outputs, h_last, loss, grads
+        return outputs, h_last, loss, grads, model.backward(X, dY, h0, lengths=lengths)
 
     compiled, twin = both_backends(run)
     assert_close(compiled[0], twin[0], dtype, what="forward outputs")
@@ -187,6 +225,12 @@ def test_model_api_agrees(case, both_backends, assert_close):
     for name in twin[3]:
         assert compiled[3][name].dtype == twin[3][name].dtype == dtype
         assert_close(compiled[3][name], twin[3][name], dtype, what=f"gradient {name}")
+    grads, dX, dh0 = compiled[4]
+    for name in twin[4][0]:
+        assert_close(grads[name], twin[4][0][name], dtype, what=f"backward gradient {name}")
+    assert dX.shape == X.shape and dh0.shape == h0.shape
+    assert_close(dX, twin[4][1], dtype, what="backward dX")
+    assert_close(dh0, twin[4][2], dtype, what="backward dh0")
 
 
 def test_cases_cover_both_dispatch_regimes(compiled_kernels):
@@ -200,6 +244,10 @@ def test_cases_cover_both_dispatch_regimes(compiled_kernels):
     for attribute in ("many_to_many", "nonzero_h0", "ragged"):
         assert {getattr(c, attribute) for c in CASES} == {True, False}
     assert {c.dtype for c in CASES} == {"float32", "float64"}
+    relu_routes = {_engine.recurrences(c.batch, c.hidden, compiled_kernels).name
+                   if _engine.route(c.batch, c.hidden, compiled_kernels).name == "gemm"
+                   else "fused" for c in CASES if c.nonlinearity == "relu"}
+    assert relu_routes == {"fused", "blas steps", "compiled loops"}
 
 
 @pytest.mark.parametrize("batch, hidden, route", [
@@ -212,7 +260,7 @@ def test_model_dispatch_takes_the_route_it_says(batch, hidden, route, compiled_k
     """The model really calls the fused kernel or _gemm_path, and these shapes reach
     both (if the threshold is retuned, pick shapes on either side of it again)."""
     calls = []
-    for name in ("forward", "loss_and_grad"):
+    for name in ("forward", "loss_and_grad", "backward"):
         original_fused = getattr(compiled_kernels, name)
         original_gemm = getattr(_gemm_path, name)
         monkeypatch.setattr(compiled_kernels, name,
@@ -227,8 +275,9 @@ def test_model_dispatch_takes_the_route_it_says(batch, hidden, route, compiled_k
     with elman.use_backend("cython"):
         model.forward(X)
         model.loss_and_grad(X, rng.normal(size=(batch, 3, 1)))
+        model.backward(X, rng.normal(size=(batch, 3, 1)))
     assert _engine.route(batch, hidden, compiled_kernels).name == route
-    assert calls == [(route, "forward"), (route, "loss_and_grad")]
+    assert calls == [(route, "forward"), (route, "loss_and_grad"), (route, "backward")]
 
 
 RECURRENCE_SHAPES = [
@@ -242,9 +291,10 @@ RECURRENCE_SHAPES = [
 ]
 
 
+@pytest.mark.parametrize("activation", [0, 1], ids=["tanh", "relu"])
 @pytest.mark.parametrize("batch, steps, hidden, dtype, ragged", RECURRENCE_SHAPES)
-def test_recurrence_kernels_match_twin(batch, steps, hidden, dtype, ragged, compiled_kernels,
-                                       twin_kernels, assert_close):
+def test_recurrence_kernels_match_twin(batch, steps, hidden, dtype, ragged, activation,
+                                       compiled_kernels, twin_kernels, assert_close):
     rng = np.random.default_rng(batch * 1000 + steps * 10 + hidden)
     dtype = np.dtype(dtype)
     P = rng.normal(size=(batch, steps, hidden)).astype(dtype)
@@ -259,8 +309,8 @@ def test_recurrence_kernels_match_twin(batch, steps, hidden, dtype, ragged, comp
     results = {}
     for name, kernels in (("cython", compiled_kernels), ("numpy", twin_kernels)):
         Hs = np.full((steps, batch, hidden), np.nan, dtype=dtype)
-        kernels.recurrence_forward(P, Whh, h0, lengths, Hs)
-        dA = _backward_in_blocks(kernels, dH, Hs, Whh, lengths)
+        kernels.recurrence_forward(activation, P, Whh, h0, lengths, Hs)
+        dA = _backward_in_blocks(kernels, activation, dH, Hs, Whh, lengths)
         # The contract's padding rules hold exactly on each backend.
         for b in range(batch):
             held = Hs[lengths[b] - 1, b]
@@ -270,15 +320,16 @@ def test_recurrence_kernels_match_twin(batch, steps, hidden, dtype, ragged, comp
         results[name] = Hs, dA
     assert_close(results["cython"][0], results["numpy"][0], dtype, what="Hs")
     # Compare the backward pass on the same Hs, so only recurrence_backward differs.
-    dA_twin = _backward_in_blocks(twin_kernels, dH, results["cython"][0], Whh, lengths)
+    dA_twin = _backward_in_blocks(twin_kernels, activation, dH, results["cython"][0], Whh,
+                                  lengths)
     assert_close(results["cython"][1], dA_twin, dtype, what="dA")
     # Whole sequence in one block: the same deltas as block by block.
-    dA_whole = _backward_in_blocks(compiled_kernels, dH, results["cython"][0], Whh, lengths,
-                                   block=steps)
+    dA_whole = _backward_in_blocks(compiled_kernels, activation, dH, results["cython"][0],
+                                   Whh, lengths, block=steps)
     assert_close(results["cython"][1], dA_whole, dtype, what="dA, one block")
 
 
-def _backward_in_blocks(kernels, dH, Hs, Whh, lengths, block=3):
+def _backward_in_blocks(kernels, activation, dH, Hs, Whh, lengths, block=3):
     """recurrence_backward over blocks of ``block`` steps, last block first, carrying
     Whh^T da across the blocks as _gemm_path does."""
     steps, batch, hidden = dH.shape
@@ -286,20 +337,22 @@ def _backward_in_blocks(kernels, dH, Hs, Whh, lengths, block=3):
     carry = np.zeros((batch, hidden), dtype=dH.dtype)
     for stop in range(steps, 0, -block):
         start = max(0, stop - block)
-        kernels.recurrence_backward(dH[start:stop], Hs[start:stop], Whh, lengths, start,
-                                    carry, dA[start:stop])
+        kernels.recurrence_backward(activation, dH[start:stop], Hs[start:stop], Whh, lengths,
+                                    start, carry, dA[start:stop])
     return dA
 
 
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("layers, inputs, outputs, feedback, dtype", [
     (1, 1, 1, [0], "float64"),
     (2, 3, 2, [2, -1], "float64"),
     (3, 2, 2, [1, 0], "float32"),
 ])
-def test_forecast_agrees(layers, inputs, outputs, feedback, dtype, both_backends,
-                         assert_close):
+def test_forecast_agrees(layers, inputs, outputs, feedback, dtype, nonlinearity,
+                         both_backends, assert_close):
     rng = np.random.default_rng(layers)
-    model = elman.RNN(inputs, 7, outputs, num_layers=layers, dtype=dtype, seed=layers)
+    model = elman.RNN(inputs, 7, outputs, num_layers=layers, dtype=dtype, seed=layers,
+                      nonlinearity=nonlinearity)
     history = rng.normal(size=(3, 5, inputs))
     future = rng.normal(size=(3, 4, inputs))
     h0 = rng.uniform(-0.5, 0.5, size=(layers, 3, 7))
@@ -309,9 +362,10 @@ def test_forecast_agrees(layers, inputs, outputs, feedback, dtype, both_backends
     assert_close(compiled[1], twin[1], dtype, what="forecast final states")
 
 
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("batch, hidden", [(1, 300), (2, 8), (40, 128)])
-def test_forecast_takes_the_route_it_says(batch, hidden, compiled_kernels, monkeypatch,
-                                          both_backends, assert_close):
+def test_forecast_takes_the_route_it_says(batch, hidden, nonlinearity, compiled_kernels,
+                                          monkeypatch, both_backends, assert_close):
     """forecast follows the route table like forward (fused loops, or the gemm path
     stepping the table's recurrences), and every route agrees with the twin."""
     route = _engine.route(batch, hidden, compiled_kernels).name
@@ -322,7 +376,7 @@ def test_forecast_takes_the_route_it_says(batch, hidden, compiled_kernels, monke
     monkeypatch.setattr(_gemm_path, "forecast",
                         lambda *a: (calls.append("gemm"), original_gemm(*a))[1])
     rng = np.random.default_rng(hidden)
-    model = elman.RNN(3, hidden, 2, num_layers=2, seed=hidden)
+    model = elman.RNN(3, hidden, 2, num_layers=2, seed=hidden, nonlinearity=nonlinearity)
     history = rng.normal(size=(batch, 4, 3))
     future = rng.normal(size=(batch, 5, 3))
     h0 = rng.uniform(-0.5, 0.5, size=(2, batch, hidden))
@@ -336,13 +390,15 @@ def test_forecast_takes_the_route_it_says(batch, hidden, compiled_kernels, monke
     assert_close(compiled[0][:, 0], last, model.dtype, what="first forecast")
 
 
-@pytest.mark.parametrize("optimizer, clip_value, clip_norm, dtype", [
-    (SGD(lr=0.05, momentum=0.9, weight_decay=1e-3), 0.05, 0.0, "float64"),
-    (Adam(lr=0.01, weight_decay=1e-2), 0.0, 0.5, "float64"),
-    (Adam(lr=0.01), 0.1, 1.0, "float32"),
+@pytest.mark.parametrize("optimizer, clip_value, clip_norm, dtype, activation", [
+    (SGD(lr=0.05, momentum=0.9, weight_decay=1e-3), 0.05, 0.0, "float64", 0),
+    (Adam(lr=0.01, weight_decay=1e-2), 0.0, 0.5, "float64", 0),
+    (Adam(lr=0.01), 0.1, 1.0, "float32", 0),
+    (Adam(lr=0.01), 0.0, 1.0, "float64", 1),
+    (SGD(lr=0.05, momentum=0.9), 0.05, 0.0, "float32", 1),
 ])
-def test_train_steps_agree(optimizer, clip_value, clip_norm, dtype, compiled_kernels,
-                           twin_kernels, assert_close):
+def test_train_steps_agree(optimizer, clip_value, clip_norm, dtype, activation,
+                           compiled_kernels, twin_kernels, assert_close):
     rng = np.random.default_rng(7)
     model = elman.RNN(2, 6, 1, num_layers=2, dtype=dtype, seed=3)
     N, T = 11, 6
@@ -357,9 +413,9 @@ def test_train_steps_agree(optimizer, clip_value, clip_norm, dtype, compiled_ker
         state = np.zeros((2, model.n_params), dtype=dtype)
         step_count = np.zeros(1, dtype=np.int64)
         losses = np.full(3, np.nan)
-        done = kernels.train_steps(theta, 2, 6, 1, 2, True, X, Y, lengths, order, batch_size,
-                                   optimizer.code, optimizer.hyperparameters(), state,
-                                   step_count, clip_value, clip_norm, losses)
+        done = kernels.train_steps(theta, 2, 6, 1, 2, activation, True, X, Y, lengths, order,
+                                   batch_size, optimizer.code, optimizer.hyperparameters(),
+                                   state, step_count, clip_value, clip_norm, losses)
         results[name] = done, theta, state, int(step_count[0]), losses
     assert results["cython"][0] == results["numpy"][0] == 3
     assert results["cython"][3] == results["numpy"][3] == 3

@@ -73,11 +73,11 @@ def test_build_agrees_with_twin(build, dtype, shape):
         out = []
         for kernels in (build, twin):
             grad = np.empty_like(theta)
-            loss = kernels.loss_and_grad(theta, I, H, O, L, many_to_many, X, Yk, h0, lengths,
-                                         grad)
+            loss = kernels.loss_and_grad(theta, I, H, O, L, 0, many_to_many, X, Yk, h0,
+                                         lengths, grad)
             Yo = np.empty_like(Yk)
             hl = np.empty_like(h0)
-            kernels.forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Yo, hl)
+            kernels.forward(theta, I, H, O, L, 0, many_to_many, X, h0, lengths, Yo, hl)
             out.append((loss, grad, Yo, hl))
         (la, ga, ya, ha), (lb, gb, yb, hb) = out
         _close(la, lb, dtype)
@@ -99,7 +99,7 @@ def test_build_training_steps_and_forecast_agree_with_twin(build, dtype):
         state = np.zeros((2, theta.size), dtype=dtype)
         step = np.zeros(1, dtype=np.int64)
         losses = np.empty(4)
-        done = kernels.train_steps(theta, I, H, O, L, True, X, Y, lengths, order, 3, 1,
+        done = kernels.train_steps(theta, I, H, O, L, 0, True, X, Y, lengths, order, 3, 1,
                                    hyper, state, step, 0.5, 1.0, losses)
         assert done == 4
         results.append((theta, state, losses))
@@ -113,7 +113,7 @@ def test_build_training_steps_and_forecast_agree_with_twin(build, dtype):
     for kernels in (build, twin):
         Yf = np.empty((B, 4, O), dtype=dtype)
         hl = np.empty((L, B, H), dtype=dtype)
-        kernels.forecast(theta0, I, H, O, L, X, h0, feedback, future, Yf, hl)
+        kernels.forecast(theta0, I, H, O, L, 0, X, h0, feedback, future, Yf, hl)
         forecasts.append((Yf, hl))
     _close(forecasts[0][0], forecasts[1][0], dtype)
     _close(forecasts[0][1], forecasts[1][1], dtype)

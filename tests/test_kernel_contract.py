@@ -17,7 +17,8 @@ from elman import _kernels_numpy, _update
 
 CONTRACT = _kernels_numpy.KERNEL_FUNCTIONS
 # Module-level values a kernel module may export beside the functions.
-DATA = {"INSTRUCTION_SET", "UPDATE_CONSTANTS", "KERNEL_FUNCTIONS", "OPENMP", "CHUNKING"}
+DATA = {"INSTRUCTION_SET", "UPDATE_CONSTANTS", "KERNEL_FUNCTIONS", "ACTIVATION_CODES",
+        "STEPS_FORWARD", "STEPS_BACKWARD", "OPENMP", "CHUNKING"}
 
 
 def public_functions(module):
@@ -76,3 +77,15 @@ def test_optimizers_use_the_same_codes():
     assert sgd[_update.HYPER_WEIGHT_DECAY] == 0.125 and sgd.shape == (_update.HYPER_SIZE,)
     adam = optimizers.Adam(lr=0.5, betas=(0.25, 0.75), eps=0.375).hyperparameters()
     assert adam[_update.HYPER_BETA2] == 0.75 and adam[_update.HYPER_EPS] == 0.375
+
+
+def test_compiled_activation_codes_are_the_layout_indices(compiled_kernels, twin_kernels):
+    from elman._layout import ACTIVATIONS
+
+    assert compiled_kernels.ACTIVATION_CODES == {name: code
+                                                 for code, name in enumerate(ACTIVATIONS)}
+    # The twin's elementwise steps are listed in the same order.
+    assert [f.__name__ for f in twin_kernels.STEPS_FORWARD] == [
+        f"{name}_step_forward" for name in ACTIVATIONS]
+    assert [f.__name__ for f in twin_kernels.STEPS_BACKWARD] == [
+        f"{name}_step_backward" for name in ACTIVATIONS]

@@ -24,7 +24,8 @@ def regime_shapes():
 @pytest.mark.parametrize("index", range(4))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("ragged", [False, True])
-def test_recurrences_agree_in_each_regime(index, dtype, ragged, compiled_kernels,
+@pytest.mark.parametrize("activation", [0, 1], ids=["tanh", "relu"])
+def test_recurrences_agree_in_each_regime(index, dtype, ragged, activation, compiled_kernels,
                                           twin_kernels, assert_close):
     batch, hidden, blas = regime_shapes()[index]
     compiled = _engine.recurrences(batch, hidden, compiled_kernels)
@@ -41,19 +42,20 @@ def test_recurrences_agree_in_each_regime(index, dtype, ragged, compiled_kernels
     results = []
     for recurrences in (compiled, _engine.recurrences(batch, hidden, twin_kernels)):
         Hs = np.empty_like(P)
-        recurrences.forward(P, Whh, h0, lengths, Hs)
+        recurrences.forward(activation, P, Whh, h0, lengths, Hs)
         # Backward in two blocks, steps [2, 6) then [0, 2), carrying Whh^T da across.
         dA = np.empty_like(P)
         carry = np.zeros((batch, hidden), dtype=dtype)
         for start, stop in ((2, steps), (0, 2)):
-            recurrences.backward(dH[start:stop], Hs[start:stop], Whh, lengths, start,
-                                 carry, dA[start:stop])
+            recurrences.backward(activation, dH[start:stop], Hs[start:stop], Whh, lengths,
+                                 start, carry, dA[start:stop])
         results.append((Hs, dA))
     assert_close(results[0][0], results[1][0], dtype, what="hidden states")
     assert_close(results[0][1], results[1][1], dtype, what="dA")
 
 
-def test_loss_and_grad_through_blas_recurrences(compiled_kernels, twin_kernels,
+@pytest.mark.parametrize("activation", [0, 1], ids=["tanh", "relu"])
+def test_loss_and_grad_through_blas_recurrences(activation, compiled_kernels, twin_kernels,
                                                 assert_close):
     """The whole gemm path with the compiled recurrences in their BLAS regime."""
     I, H, O, L, B, T = 3, _engine.BLAS_STEPS_MIN_HIDDEN, 2, 2, _engine.BLAS_STEPS_MIN_BATCH, 5
@@ -67,7 +69,7 @@ def test_loss_and_grad_through_blas_recurrences(compiled_kernels, twin_kernels,
     for kernels in (compiled_kernels, twin_kernels):
         grad = np.empty_like(theta)
         recurrences = _engine.recurrences(B, H, kernels)
-        losses.append(_gemm_path.loss_and_grad(recurrences, theta, I, H, O, L,
+        losses.append(_gemm_path.loss_and_grad(recurrences, theta, I, H, O, L, activation,
                                                True, X, Y, h0, lengths, grad))
         grads.append(grad)
     assert_close(losses[0], losses[1], "float64", what="loss")

@@ -163,17 +163,20 @@ class _CheckedKernels:
         _expect(batch == 0 or (lengths.min() >= 1 and lengths.max() <= steps),
                 f"{name} outside [1, {steps}]")
 
-    def _sizes(self, theta, I, H, O, L):
-        from elman._layout import parameter_count
+    def _sizes(self, theta, I, H, O, L, activation=0):
+        from elman._layout import ACTIVATIONS, parameter_count
 
         _expect(all(isinstance(v, int) and v >= 1 for v in (I, H, O, L)), "bad sizes")
+        _expect(isinstance(activation, int) and 0 <= activation < len(ACTIVATIONS),
+                f"activation {activation!r}")
         _expect(theta.dtype in (np.float32, np.float64), f"theta is {theta.dtype}")
         self._floats(theta.dtype, theta=(theta, (parameter_count(I, H, O, L),)))
         return theta.dtype
 
     # -- the kernels -----------------------------------------------------------------
-    def _check_forward(self, theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
-        dtype = self._sizes(theta, I, H, O, L)
+    def _check_forward(self, theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
+                       Y_out, h_last):
+        dtype = self._sizes(theta, I, H, O, L, activation)
         _expect(X.ndim == 3, "X is not 3-D")
         B, T = X.shape[:2]
         _expect(T >= 1, "empty time axis")
@@ -182,8 +185,9 @@ class _CheckedKernels:
         self._lengths(lengths, B, T)
         self._outputs(Y_out=Y_out, h_last=h_last)
 
-    def _check_loss_and_grad(self, theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
-        dtype = self._sizes(theta, I, H, O, L)
+    def _check_loss_and_grad(self, theta, I, H, O, L, activation, many_to_many, X, Y, h0,
+                             lengths, grad):
+        dtype = self._sizes(theta, I, H, O, L, activation)
         _expect(X.ndim == 3 and X.shape[0] >= 1, "X is not a non-empty batch")
         B, T = X.shape[:2]
         self._floats(dtype, X=(X, (B, T, I)), Y=(Y, (B, T if many_to_many else 1, O)),
@@ -191,10 +195,21 @@ class _CheckedKernels:
         self._lengths(lengths, B, T)
         self._outputs(grad=grad)
 
-    def _check_train_steps(self, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
-                           batch_size, optimizer, hyper, state, step_count, clip_value,
+    def _check_backward(self, theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
+                        dY, grad, dX, dh0):
+        dtype = self._sizes(theta, I, H, O, L, activation)
+        _expect(X.ndim == 3 and X.shape[0] >= 1, "X is not a non-empty batch")
+        B, T = X.shape[:2]
+        self._floats(dtype, X=(X, (B, T, I)), dY=(dY, (B, T if many_to_many else 1, O)),
+                     h0=(h0, (L, B, H)), grad=(grad, theta.shape), dX=(dX, (B, T, I)),
+                     dh0=(dh0, (L, B, H)))
+        self._lengths(lengths, B, T)
+        self._outputs(grad=grad, dX=dX, dh0=dh0)
+
+    def _check_train_steps(self, theta, I, H, O, L, activation, many_to_many, X, Y, lengths,
+                           order, batch_size, optimizer, hyper, state, step_count, clip_value,
                            clip_norm, losses):
-        dtype = self._sizes(theta, I, H, O, L)
+        dtype = self._sizes(theta, I, H, O, L, activation)
         n, T = X.shape[:2]
         self._floats(dtype, X=(X, (n, T, I)), Y=(Y, (n, T if many_to_many else 1, O)),
                      state=(state, (2, theta.shape[0])))
@@ -209,8 +224,9 @@ class _CheckedKernels:
         _expect(clip_value >= 0 and clip_norm >= 0, "negative clip")
         self._outputs(theta=theta, state=state, step_count=step_count, losses=losses)
 
-    def _check_forecast(self, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):
-        dtype = self._sizes(theta, I, H, O, L)
+    def _check_forecast(self, theta, I, H, O, L, activation, X, h0, feedback, future, Y_out,
+                        h_last):
+        dtype = self._sizes(theta, I, H, O, L, activation)
         B, T = X.shape[:2]
         _expect(T >= 1, "empty history")
         S = Y_out.shape[1]
@@ -222,14 +238,14 @@ class _CheckedKernels:
                 "feedback column out of range")
         self._outputs(Y_out=Y_out, h_last=h_last)
 
-    def _check_recurrence_forward(self, P, Whh, h0, lengths, Hs):
+    def _check_recurrence_forward(self, activation, P, Whh, h0, lengths, Hs):
         T, B, H = P.shape
         self._floats(P.dtype, P=(P, (T, B, H)), Whh=(Whh, (H, H)), h0=(h0, (B, H)),
                      Hs=(Hs, (T, B, H)))
         self._lengths(lengths, B, T)
         self._outputs(Hs=Hs)
 
-    def _check_recurrence_backward(self, dH, Hs, Whh, lengths, start, carry, dA):
+    def _check_recurrence_backward(self, activation, dH, Hs, Whh, lengths, start, carry, dA):
         K, B, H = dH.shape
         self._floats(dH.dtype, dH=(dH, (K, B, H)), Hs=(Hs, (K, B, H)), Whh=(Whh, (H, H)),
                      carry=(carry, (B, H)), dA=(dA, (K, B, H)))
@@ -1853,13 +1869,13 @@ def test_kernel_contract_checks_catch_violations():
     caller = np.zeros((2, 4, 1))
 
     def forward(checked, **override):
-        arguments = dict(theta=model._theta, X=X, h0=np.zeros((1, 2, 3)),
+        arguments = dict(theta=model._theta, activation=0, X=X, h0=np.zeros((1, 2, 3)),
                          lengths=np.full(2, 4, dtype=np.intp), Y_out=np.empty((2, 4, 1)),
                          h_last=np.empty((1, 2, 3)))
         arguments.update(override)
-        checked.forward(arguments["theta"], I, H, O, L, True, arguments["X"],
-                        arguments["h0"], arguments["lengths"], arguments["Y_out"],
-                        arguments["h_last"])
+        checked.forward(arguments["theta"], I, H, O, L, arguments["activation"], True,
+                        arguments["X"], arguments["h0"], arguments["lengths"],
+                        arguments["Y_out"], arguments["h_last"])
 
     forward(_CheckedKernels(kernels, []))  # the valid call passes
     violations = {
@@ -1871,6 +1887,7 @@ def test_kernel_contract_checks_catch_violations():
         "lengths > T": dict(lengths=np.array([5, 4], dtype=np.intp)),
         "Y_out shape": dict(Y_out=np.empty((2, 1, 1))),
         "theta length": dict(theta=model._theta[:-1].copy()),
+        "activation code": dict(activation=2),
         "output is the caller's": dict(Y_out=caller),
     }
     for what, override in violations.items():
@@ -1878,7 +1895,7 @@ def test_kernel_contract_checks_catch_violations():
             forward(_CheckedKernels(kernels, [caller]), **override)
     with pytest.raises(KernelContractError, match="feedback"):
         _CheckedKernels(kernels, []).forecast(
-            model._theta, I, H, O, L, X, np.zeros((1, 2, 3)), np.array([2], dtype=np.intp),
+            model._theta, I, H, O, L, 0, X, np.zeros((1, 2, 3)), np.array([2], dtype=np.intp),
             np.zeros((2, 1, 2)), np.empty((2, 2, 1)), np.empty((1, 2, 3)))
 
 

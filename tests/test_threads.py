@@ -71,9 +71,10 @@ def _assert_identical(results, what):
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
 @pytest.mark.parametrize("many_to_many", [True, False], ids=["seq", "last"])
-def test_forward_and_gradient_do_not_depend_on_thread_count(threaded_kernels, route,
-                                                            num_layers, padded,
-                                                            many_to_many):
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_forward_and_gradients_do_not_depend_on_thread_count(threaded_kernels, route,
+                                                             num_layers, padded,
+                                                             many_to_many, nonlinearity):
     hidden, batch = ROUTE_SHAPES[route]
     chosen = _engine.route(batch, hidden, threaded_kernels)
     assert chosen.name == route.split(",")[0]
@@ -84,13 +85,16 @@ def test_forward_and_gradient_do_not_depend_on_thread_count(threaded_kernels, ro
     X, Y, lengths = _data(rng, batch, steps, 3, 2, padded, many_to_many)
     h0 = rng.normal(scale=0.5, size=(num_layers, batch, hidden))
     model = elman.RNN(3, hidden, 2, num_layers=num_layers, return_sequences=many_to_many,
-                      seed=1)
+                      nonlinearity=nonlinearity, seed=1)
+    dY = rng.normal(size=Y.shape if many_to_many else (batch, 1, 2))
 
     def run():
         with elman.use_backend("cython"):
             Y_hat, h_last = model.forward(X, h0, lengths=lengths, return_state=True)
             loss, grads = model.loss_and_grad(X, Y, h0, lengths=lengths)
-        return {"Y_hat": Y_hat, "h_last": h_last, "loss": loss, **dict(grads)}
+            vjp, dX, dh0 = model.backward(X, dY.reshape(Y_hat.shape), h0, lengths=lengths)
+        return {"Y_hat": Y_hat, "h_last": h_last, "loss": loss, **dict(grads),
+                "dX": dX, "dh0": dh0, **{f"backward {k}": v for k, v in vjp.items()}}
 
     _assert_identical(_on_each_thread_count(run), f"{route}, {num_layers} layer(s)")
 

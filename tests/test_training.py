@@ -369,8 +369,10 @@ def test_compiled_fit_agrees_with_twin(case, both_backends, compiled_kernels, mo
         # these sizes, BLAS steps around the compiled elementwise step kernels).
         assert compiled_gemm
         assert all(r.name == "blas steps"
-                   and r.forward.args == (compiled_kernels.tanh_step_forward,)
-                   and r.backward.args == (compiled_kernels.tanh_step_backward,)
+                   and r.forward.args == ((compiled_kernels.tanh_step_forward,
+                                           compiled_kernels.relu_step_forward),)
+                   and r.backward.args == ((compiled_kernels.tanh_step_backward,
+                                            compiled_kernels.relu_step_backward),)
                    for r in compiled_gemm)
     else:
         assert not compiled_gemm
@@ -991,12 +993,12 @@ def test_tbptt_matches_hand_written_truncation(ragged, backend, assert_close,
         chosen = original_route(batch, hidden, kernels)
 
         def spy_loss_and_grad(*args):
-            Xc, Yc, h0 = args[6:9]
+            Xc, Yc, h0 = args[7:10]
             seen.append(("loss_and_grad", Xc.shape[1], Yc.shape[1], bool(np.any(h0))))
             return chosen.loss_and_grad(*args)
 
         def spy_forward(*args):
-            Xc, h0 = args[6:8]
+            Xc, h0 = args[7:9]
             seen.append(("forward", Xc.shape[1], None, bool(np.any(h0))))
             return chosen.forward(*args)
 

@@ -55,7 +55,7 @@ class Route:
 
     ``name`` is 'fused', 'gemm' or 'twin'; ``recurrences`` is the
     ``_gemm_path.Recurrences`` the gemm and twin routes run (None for fused).
-    ``forward``, ``loss_and_grad``, ``train_steps`` and ``forecast`` are the
+    ``forward``, ``loss_and_grad``, ``backward``, ``train_steps`` and ``forecast`` are the
     functions, each with the signature of the kernel contract (``_kernels_numpy``).
     They are looked up when used, not when the route is made, so that one route per
     kind of shape can be kept (and a test's spy on a kernel is still seen); the
@@ -81,6 +81,12 @@ class Route:
         if self._gemm:
             return partial(_gemm_path.loss_and_grad, self.recurrences)
         return self._kernels.loss_and_grad
+
+    @property
+    def backward(self):
+        if self._gemm:
+            return partial(_gemm_path.backward, self.recurrences)
+        return self._kernels.backward
 
     @property
     def train_steps(self):
@@ -128,8 +134,10 @@ def recurrences(batch, hidden, kernels=None):
     if uses_blas_steps(batch, hidden):
         return _gemm_path.Recurrences(
             "blas steps",
-            partial(_gemm_path.blas_recurrence_forward, kernels.tanh_step_forward),
-            partial(_gemm_path.blas_recurrence_backward, kernels.tanh_step_backward))
+            partial(_gemm_path.blas_recurrence_forward,
+                    (kernels.tanh_step_forward, kernels.relu_step_forward)),
+            partial(_gemm_path.blas_recurrence_backward,
+                    (kernels.tanh_step_backward, kernels.relu_step_backward)))
     return _gemm_path.Recurrences("compiled loops", kernels.recurrence_forward,
                                   kernels.recurrence_backward)
 
@@ -159,35 +167,55 @@ def route(batch, hidden, kernels=None):
     return found
 
 
-def forward(theta: FloatArray, I: int, H: int, O: int, L: int, many_to_many: bool,
-            X: FloatArray, h0: FloatArray, lengths: Array) -> tuple[FloatArray, FloatArray]:
+def forward(theta: FloatArray, I: int, H: int, O: int, L: int, activation: int,
+            many_to_many: bool, X: FloatArray, h0: FloatArray,
+            lengths: Array) -> tuple[FloatArray, FloatArray]:
     """Outputs (B, T or 1, O) and last states (L, B, H) of checked inputs, by the
     route for their batch size."""
     batch, steps, _ = X.shape
     Y = np.empty((batch, steps if many_to_many else 1, O), dtype=theta.dtype)
     h_last = np.empty((L, batch, H), dtype=theta.dtype)
     if batch:
-        route(batch, H).forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y, h_last)
+        route(batch, H).forward(theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
+                                Y, h_last)
     return Y, h_last
 
 
-def loss_and_grad(theta: FloatArray, I: int, H: int, O: int, L: int, many_to_many: bool,
-                  X: FloatArray, Y: FloatArray, h0: FloatArray, lengths: Array,
-                  grad: FloatArray) -> float:
+def loss_and_grad(theta: FloatArray, I: int, H: int, O: int, L: int, activation: int,
+                  many_to_many: bool, X: FloatArray, Y: FloatArray, h0: FloatArray,
+                  lengths: Array, grad: FloatArray) -> float:
     """Loss of checked inputs, and its gradient written into grad, by the route for
     their batch size."""
-    loss: float = route(X.shape[0], H).loss_and_grad(theta, I, H, O, L, many_to_many, X, Y,
-                                                     h0, lengths, grad)
+    loss: float = route(X.shape[0], H).loss_and_grad(theta, I, H, O, L, activation,
+                                                     many_to_many, X, Y, h0, lengths, grad)
     return loss
 
 
-def forecast(theta: FloatArray, I: int, H: int, O: int, L: int, X: FloatArray,
-             h0: FloatArray, feedback: Array, future: FloatArray,
+def backward(theta: FloatArray, I: int, H: int, O: int, L: int, activation: int,
+             many_to_many: bool, X: FloatArray, h0: FloatArray, lengths: Array,
+             dY: FloatArray, grad: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The gradients reaching the weights (written into grad), the inputs (B, T, I)
+    and the initial states (L, B, H) from dY, the gradient reaching the outputs of
+    ``forward``, for checked inputs, by the route for their batch size."""
+    batch = X.shape[0]
+    dX = np.empty(X.shape, dtype=theta.dtype)
+    dh0 = np.empty((L, batch, H), dtype=theta.dtype)
+    if batch:
+        route(batch, H).backward(theta, I, H, O, L, activation, many_to_many, X, h0,
+                                 lengths, dY, grad, dX, dh0)
+    else:
+        grad.fill(0.0)
+    return dX, dh0
+
+
+def forecast(theta: FloatArray, I: int, H: int, O: int, L: int, activation: int,
+             X: FloatArray, h0: FloatArray, feedback: Array, future: FloatArray,
              steps: int) -> tuple[FloatArray, FloatArray]:
     """Closed-loop forecasts (B, steps, O) and last states (L, B, H) of checked
     inputs, by the route for their batch size."""
     batch = X.shape[0]
     Y = np.empty((batch, steps, O), dtype=theta.dtype)
     h_last = np.empty((L, batch, H), dtype=theta.dtype)
-    route(batch, H).forecast(theta, I, H, O, L, X, h0, feedback, future, Y, h_last)
+    route(batch, H).forecast(theta, I, H, O, L, activation, X, h0, feedback, future, Y,
+                             h_last)
     return Y, h_last

@@ -7,9 +7,9 @@ time; the route table (``elman._engine``) passes them in as ``recurrences``: the
 compiled per-sequence loops (``recurrence_forward`` / ``recurrence_backward``), or
 the BLAS-step recurrences below, which take one matrix product per step for the
 whole batch and leave the elementwise part of the step to a kernel module's
-``tanh_step_forward`` / ``tanh_step_backward`` (the NumPy twin's recurrences are
-these, with NumPy's elementwise steps). See ``_kernels_numpy`` for the contract of
-every argument.
+``tanh_step_forward`` / ``tanh_step_backward`` (or the relu pair, by activation;
+the NumPy twin's recurrences are these, with NumPy's elementwise steps). See
+``_kernels_numpy`` for the contract of every argument.
 
 Layout: the caller's arrays are batch-major, (B, T, ...); inside, every sequence of
 states is time-major, (T, B, H). Then the states of one step, of a run of steps and
@@ -45,9 +45,11 @@ Recurrences = namedtuple("Recurrences", ["name", "forward", "backward"])
 _BLOCK_ROWS = 256
 
 
-def blas_recurrence_forward(step, P, Whh, h0, lengths, Hs):
+def blas_recurrence_forward(steps_forward, activation, P, Whh, h0, lengths, Hs):
     """``recurrence_forward`` (see the contract) as one BLAS product per step for the
-    whole batch, then ``step(A, P_t, out)``: out = tanh(A + P_t), elementwise."""
+    whole batch, then ``step(A, P_t, out)``: out = tanh(A + P_t), elementwise;
+    ``step`` is ``steps_forward[activation]``."""
+    step = steps_forward[activation]
     steps, batch, hidden = P.shape
     if batch == 0 or hidden == 0:
         return
@@ -64,9 +66,12 @@ def blas_recurrence_forward(step, P, Whh, h0, lengths, Hs):
         h = out
 
 
-def blas_recurrence_backward(step, dH, Hs, Whh, lengths, start, carry, dA):
+def blas_recurrence_backward(steps_backward, activation, dH, Hs, Whh, lengths, start,
+                             carry, dA):
     """``recurrence_backward`` (see the contract) as ``step(dH_t, carry, h_t, out)``:
-    out = (dH_t + carry) (1 - h_t^2), elementwise, then one BLAS product per step."""
+    out = (dH_t + carry) (1 - h_t^2), elementwise, then one BLAS product per step;
+    ``step`` is ``steps_backward[activation]``."""
+    step = steps_backward[activation]
     steps, batch, hidden = dH.shape
     if batch == 0 or hidden == 0:
         return
@@ -92,7 +97,7 @@ def _time_major(A):
     return np.ascontiguousarray(A.transpose(1, 0, 2))
 
 
-def _run_layers(recurrences, layers, Xt, h0, lengths):
+def _run_layers(recurrences, activation, layers, Xt, h0, lengths):
     """Hidden sequences (T, B, H) of every layer, bottom first, from Xt (T, B, I)."""
     steps, batch, _ = Xt.shape
     states = []
@@ -105,7 +110,7 @@ def _run_layers(recurrences, layers, Xt, h0, lengths):
         np.matmul(layer_input.reshape(steps * batch, Wxh.shape[1]), Wxh.T,
                   out=Hs.reshape(steps * batch, hidden))
         Hs += bh
-        recurrences.forward(Hs, Whh, h0[layer], lengths, Hs)
+        recurrences.forward(activation, Hs, Whh, h0[layer], lengths, Hs)
         states.append(Hs)
         layer_input = Hs
     return states
@@ -123,10 +128,11 @@ def _valid_steps(lengths, steps):
     return (np.arange(steps)[:, None] < lengths[None, :])[:, :, None]
 
 
-def forward(recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
+def forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, Y_out,
+            h_last):
     layers, Why, by = parameter_views(theta, I, H, O, L)
     steps = X.shape[1]
-    states = _run_layers(recurrences, layers, _time_major(X), h0, lengths)
+    states = _run_layers(recurrences, activation, layers, _time_major(X), h0, lengths)
     for layer, Hs in enumerate(states):
         h_last[layer] = _last_states(Hs, lengths)
     if not many_to_many:
@@ -141,19 +147,41 @@ def forward(recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out,
     Y_out[...] = Yt.transpose(1, 0, 2)
 
 
-def loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
-    return _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, _time_major(X),
-                          Y, h0, lengths, grad)
+def loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, X, Y, h0,
+                  lengths, grad):
+    return _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many,
+                          _time_major(X), Y, h0, lengths, grad)
 
 
-def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, lengths,
-                   grad):
+def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY,
+             grad, dX, dh0):
+    layers, _, _ = parameter_views(theta, I, H, O, L)
+    Xt = _time_major(X)
+    steps = Xt.shape[0]
+    states = _run_layers(recurrences, activation, layers, Xt, h0, lengths)
+    if many_to_many:
+        read = states[-1]
+        dYt = _time_major(dY)
+        valid = _valid_steps(lengths, steps)
+        if valid is not None:
+            # where, not multiply: what dY holds at padded steps is ignored, NaN too.
+            dYt = np.where(valid, dYt, 0.0).astype(dYt.dtype, copy=False)
+    else:
+        read = _last_states(states[-1], lengths)
+        dYt = dY[:, 0]
+    dXt = np.empty(Xt.shape, dtype=theta.dtype)
+    _backward(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, h0, lengths,
+              states, read, dYt, grad, dXt, dh0)
+    dX[...] = dXt.transpose(1, 0, 2)
+
+
+def _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, Y, h0,
+                   lengths, grad):
     """loss_and_grad with the inputs already time-major, Xt (T, B, I); Y as the
     contract has it (B, T or 1, O)."""
     layers, Why, by = parameter_views(theta, I, H, O, L)
-    grad_layers, gWhy, gby = parameter_views(grad, I, H, O, L)
     steps, batch, _ = Xt.shape
-    states = _run_layers(recurrences, layers, Xt, h0, lengths)
+    states = _run_layers(recurrences, activation, layers, Xt, h0, lengths)
     top = states[-1]
 
     # Head and loss. diff is (T, B, O) time-major, or (B, O) for many-to-one.
@@ -178,6 +206,20 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, leng
     # dL/dy_hat = 2 (y_hat - y) / count, zero at padded steps.
     dY = diff
     dY *= 2.0 / count
+    _backward(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, h0, lengths,
+              states, read, dY, grad, None, None)
+    return loss
+
+
+def _backward(recurrences, theta, I, H, O, L, activation, many_to_many, Xt, h0, lengths,
+              states, read, dY, grad, dXt, dh0):
+    """The backward pass from dL/dy: dY (T, B, O) time-major, zero at padded steps, or
+    (B, O) for many-to-one, reaching ``read``, the states the head read (the top
+    layer's (T, B, H), or its last states (B, H)). Writes grad, and, when not None,
+    dXt (T, B, I), the gradient reaching the inputs, and dh0 (L, B, H)."""
+    layers, Why, _ = parameter_views(theta, I, H, O, L)
+    grad_layers, gWhy, gby = parameter_views(grad, I, H, O, L)
+    steps, batch, _ = Xt.shape
     flat_dY = dY.reshape(-1, O)
     np.matmul(flat_dY.T, read.reshape(-1, H), out=gWhy)
     np.sum(flat_dY, axis=0, out=gby)
@@ -208,7 +250,8 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, leng
             layer_input = Xt if layer == 0 else states[layer - 1]
             # dA overwrites dH (in place): dH is not needed once dA is known.
             dA = dH
-            recurrences.backward(dH, Hs[start:stop], Whh, lengths, start, carries[layer], dA)
+            recurrences.backward(activation, dH, Hs[start:stop], Whh, lengths, start,
+                                 carries[layer], dA)
             flat_dA = dA.reshape(n * batch, H)
             _add_product(gWxh, flat_dA.T,
                          layer_input[start:stop].reshape(n * batch, Wxh.shape[1]), product)
@@ -223,12 +266,15 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y, h0, leng
                 if n > 1:
                     _add_product(gWhh, dA[1:].reshape(-1, H).T,
                                  Hs[:stop - 1].reshape(-1, H), product)
+            if start == 0 and dh0 is not None:
+                np.matmul(dA[0], Whh, out=dh0[layer])
             if layer > 0:
                 # The gradient reaching the layer below: Wxh^T da at every step.
                 current = 1 - current
                 dH = buffers[current][:n]
                 np.matmul(flat_dA, Wxh, out=dH.reshape(n * batch, H))
-    return loss
+            elif dXt is not None:
+                np.matmul(flat_dA, Wxh, out=dXt[start:stop].reshape(n * batch, I))
 
 
 def _add_product(target, A, B, scratch):
@@ -239,21 +285,21 @@ def _add_product(target, A, B, scratch):
     target += out
 
 
-def train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
-                batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
-                losses):
+def train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, X, Y, lengths,
+                order, batch_size, optimizer, hyper, state, step_count, clip_value,
+                clip_norm, losses):
     # A diverging run overflows on its way to NaN; the caller detects that from the
     # non-finite loss or gradient and reports it, as the compiled loop does, so
     # NumPy's overflow warnings would only be noise.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths,
-                            order, batch_size, optimizer, hyper, state, step_count,
-                            clip_value, clip_norm, losses)
+        return _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, X, Y,
+                            lengths, order, batch_size, optimizer, hyper, state,
+                            step_count, clip_value, clip_norm, losses)
 
 
-def _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, order,
-                 batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
-                 losses):
+def _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, X, Y, lengths,
+                 order, batch_size, optimizer, hyper, state, step_count, clip_value,
+                 clip_norm, losses):
     grad = np.empty_like(theta)
     # The batch's inputs are gathered straight into time-major order: one copy.
     X_time_major = X.transpose(1, 0, 2)
@@ -262,8 +308,8 @@ def _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, or
         rows = order[start:start + batch_size]
         h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
         Xt = np.take(X_time_major, rows, axis=1)
-        loss = _loss_and_grad(recurrences, theta, I, H, O, L, many_to_many, Xt, Y[rows],
-                              h0, lengths[rows], grad)
+        loss = _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, Xt,
+                              Y[rows], h0, lengths[rows], grad)
         losses[done] = loss
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             return done
@@ -273,11 +319,12 @@ def _train_steps(recurrences, theta, I, H, O, L, many_to_many, X, Y, lengths, or
     return done
 
 
-def forecast(recurrences, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):
+def forecast(recurrences, theta, I, H, O, L, activation, X, h0, feedback, future, Y_out,
+             h_last):
     layers, Why, by = parameter_views(theta, I, H, O, L)
     batch, steps, _ = X.shape
     lengths = np.full(batch, steps, dtype=np.intp)
-    states = _run_layers(recurrences, layers, _time_major(X), h0, lengths)
+    states = _run_layers(recurrences, activation, layers, _time_major(X), h0, lengths)
     h = [Hs[-1] for Hs in states]
     one_step = np.ones(batch, dtype=np.intp)
     y = Y_out[:, 0]
@@ -291,7 +338,7 @@ def forecast(recurrences, theta, I, H, O, L, X, h0, feedback, future, Y_out, h_l
             # One step of the layer's recurrence, with its input projection as P.
             P = (x @ Wxh.T)[None]
             P += bh
-            recurrences.forward(P, Whh, h[layer], one_step, P)
+            recurrences.forward(activation, P, Whh, h[layer], one_step, P)
             h[layer] = x = P[0]
         y = Y_out[:, s]
         np.matmul(h[-1], Why.T, out=y)

@@ -1,6 +1,8 @@
 # cython: language_level=3
-"""Compiled kernels: the tanh recurrence, backpropagation through time, and whole
-training steps, as typed-memoryview loops that run without the GIL.
+"""Compiled kernels: the tanh or relu recurrence, backpropagation through time (the
+vector-Jacobian product ``backward``, and ``loss_and_grad``, the same core with dL/dy
+from the loss), and whole training steps, as typed-memoryview loops that run without
+the GIL.
 
 Same functions, signatures and results as the NumPy twin, ``_kernels_numpy``, whose
 docstring is the contract. Inputs are trusted: the model validates, casts and
@@ -9,13 +11,14 @@ where ELMAN_CYTHON_DEBUG=1 turns the checks back on.
 
 Why whole steps in one call: at the tutorials' sizes (hidden 4 to 50) a training
 step is 1 to 20 us of arithmetic, and every separate NumPy call from Python costs
-about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``train_steps`` and
+about 1 to 2 us, so ``forward``, ``loss_and_grad``, ``backward``, ``train_steps`` and
 ``forecast`` each do all of their work (projection, recurrence, head, loss and
 gradient sums) inside one call, in loops over contiguous rows that the compiler
 vectorises. Large shapes go through ``_gemm_path`` instead, which wraps BLAS
 products around ``recurrence_forward`` / ``recurrence_backward`` or around the
-elementwise step kernels ``tanh_step_forward`` / ``tanh_step_backward``; which
-code serves a call is decided in one place, the route table ``elman._engine``.
+elementwise step kernels ``tanh_step_forward`` / ``tanh_step_backward`` (and the
+relu pair); which code serves a call is decided in one place, the route table
+``elman._engine``.
 
 The C helpers (tanh, tiled gradient sums, matrix-vector product) are in
 ``_kernels.h``; the optimizer codes and constants come from ``elman._update``.
@@ -92,6 +95,53 @@ cdef inline void _tanh_inplace(floating* a, Py_ssize_t n) noexcept nogil:
         elman_tanh_inplace_f(a, n)
     else:
         elman_tanh_inplace_d(a, n)
+
+
+# Activation codes: the index in elman._layout.ACTIVATIONS (tests/test_kernel_contract.py
+# compares ACTIVATION_CODES with it).
+cdef enum:
+    TANH = 0
+    RELU = 1
+
+ACTIVATION_CODES = {"tanh": TANH, "relu": RELU}
+
+
+cdef inline void _relu_inplace(floating* a, Py_ssize_t n) noexcept nogil:
+    """a = max(0, a); NaN stays NaN, as np.maximum."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] < 0:
+            a[i] = 0
+
+
+cdef inline void _activate_inplace(floating* a, Py_ssize_t n,
+                                   int activation) noexcept nogil:
+    if activation == RELU:
+        _relu_inplace(a, n)
+    else:
+        _tanh_inplace(a, n)
+
+
+cdef inline void _activation_backward_row(const floating* dh, const floating* carry,
+                                          const floating* h, int activation, Py_ssize_t H,
+                                          floating* da) noexcept nogil:
+    """da = (dh + carry) f'(a), with f' written from h = f(a): 1 - h^2 for tanh, and
+    for relu 1 where h > 0, else 0 (as torch). ``carry`` may be NULL (zero); da
+    may be dh."""
+    cdef Py_ssize_t i
+    if activation == RELU:
+        if carry == NULL:
+            for i in range(H):
+                da[i] = dh[i] if h[i] > 0 else 0
+        else:
+            for i in range(H):
+                da[i] = dh[i] + carry[i] if h[i] > 0 else 0
+    elif carry == NULL:
+        for i in range(H):
+            da[i] = dh[i] * (1 - h[i] * h[i])
+    else:
+        for i in range(H):
+            da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
 
 
 cdef inline void _gemm_tn(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
@@ -206,8 +256,10 @@ cdef void _make_transposes(const floating* theta, Py_ssize_t I, Py_ssize_t H,
 cdef void _layer_forward(const floating* WxhT, const floating* Whh,
                          const floating* bh, Py_ssize_t fan_in, Py_ssize_t H,
                          Py_ssize_t steps, const floating* inputs,
-                         const floating* h_init, floating* hs) noexcept nogil:
-    """hs[t] = tanh(Wxh inputs[t] + Whh hs[t-1] + bh) for t < steps (row-major)."""
+                         const floating* h_init, floating* hs,
+                         int activation) noexcept nogil:
+    """hs[t] = f(Wxh inputs[t] + Whh hs[t-1] + bh) for t < steps (row-major), f the
+    activation."""
     cdef Py_ssize_t t
     cdef floating* a
     cdef const floating* x
@@ -218,7 +270,7 @@ cdef void _layer_forward(const floating* WxhT, const floating* Whh,
         x = inputs + t * fan_in
         _add_rows(fan_in, H, x, 1, WxhT, H, a)
         _gemv(H, H, Whh, H, h_prev, a)
-        _tanh_inplace(a, H)
+        _activate_inplace(a, H, activation)
         h_prev = a
 
 
@@ -262,21 +314,27 @@ cdef Py_ssize_t _loss_grad_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
     cdef Py_ssize_t chunks = (B + per_chunk - 1) // per_chunk if B > 0 else 1
     # each chunk's loss (doubles, first: aligned), transposes, each chunk's work,
     # the partial gradients of every chunk but the first
-    return (2 * chunks + _transposes_size(I, H, L) + chunks * _chunk_work_size(I, H, O, L, per_chunk, T)
-            + (chunks - 1) * P)
+    return (2 * chunks + _transposes_size(I, H, L)
+            + chunks * _chunk_work_size(I, H, O, L, per_chunk, T) + (chunks - 1) * P)
 
 
 cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
                              Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                             bint many_to_many, Py_ssize_t B, Py_ssize_t T,
-                             const floating* X, const floating* Y, const floating* h0,
-                             Py_ssize_t h0_layer_stride, const Py_ssize_t* lengths,
-                             floating scale, floating* grad,
-                             floating* work) noexcept nogil:
+                             int activation, bint many_to_many, Py_ssize_t B,
+                             Py_ssize_t T, const floating* X, const floating* Y,
+                             const floating* h0, Py_ssize_t h0_layer_stride,
+                             const Py_ssize_t* lengths, floating scale, floating* grad,
+                             floating* work, bint y_is_gradient, floating* dX,
+                             floating* dh0) noexcept nogil:
     """The sum of squared errors of B sequences (returned) and its gradient scaled
     by ``scale`` (written to grad). h0 holds layer l's initial states at
     h0 + l * h0_layer_stride; ``transposes`` is _make_transposes of theta; ``work``
-    has _chunk_work_size elements."""
+    has _chunk_work_size elements.
+
+    One core for both gradients: dL/dy comes from the loss against the targets Y,
+    or, with ``y_is_gradient``, Y is dL/dy itself (``backward``) and 0 is returned.
+    ``dX`` (B, T, I) and ``dh0`` (laid out as h0), when not NULL, receive the
+    gradients reaching the inputs and the initial states."""
     cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
     cdef Py_ssize_t sequence = B * T * H
     cdef floating* states = work
@@ -307,10 +365,12 @@ cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
     cdef const floating* target
     cdef floating* hs
     cdef Py_ssize_t layer, fan_in, base, b, t, i, k, o, steps
-    cdef floating diff, dy
+    cdef floating diff
     cdef double loss = 0.0
 
     memset(grad, 0, P * sizeof(floating))
+    if dX != NULL:
+        memset(dX, 0, B * T * I * sizeof(floating))  # padded steps stay zero
 
     # Forward, layer by layer, each sequence over its valid steps only.
     WxhT = transposes
@@ -326,7 +386,7 @@ cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
                 inputs = states + (layer - 1) * sequence + b * T * H
             _layer_forward(WxhT, Whh, bh, fan_in, H, lengths[b], inputs,
                            h0 + layer * h0_layer_stride + b * H,
-                           states + layer * sequence + b * T * H)
+                           states + layer * sequence + b * T * H, activation)
         WxhT += H * fan_in
 
     # Backward through time, top layer first. The head reads the top layer only;
@@ -365,26 +425,33 @@ cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
                             target = Y + (b * T + t) * O
                         else:
                             target = Y + b * O
-                        _head(Why, by, O, H, h, y)
+                        if y_is_gradient:
+                            memcpy(y, target, O * sizeof(floating))
+                        else:
+                            # y becomes dL/dy of this row.
+                            _head(Why, by, O, H, h, y)
+                            for o in range(O):
+                                diff = y[o] - target[o]
+                                loss += diff * diff
+                                y[o] = scale * diff
                         for o in range(O):
-                            diff = y[o] - target[o]
-                            loss += diff * diff
-                            dy = scale * diff
-                            y[o] = dy
-                            gby[o] += dy
-                            _axpy(H, dy, h, gWhy + o * H)
+                            gby[o] += y[o]
+                            _axpy(H, y[o], h, gWhy + o * H)
                         _add_rows(O, H, y, 1, Why, H, dh)
                 else:
                     _axpy(H, <floating>1, d_above + (b * T + t) * H, dh)
-                for i in range(H):
-                    da[i] = dh[i] * (1 - h[i] * h[i])
-                if t > 0:
+                _activation_backward_row(dh, <floating*>NULL, h, activation, H, da)
+                if t > 0 or dh0 != NULL:
                     memset(carry, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Whh, H, carry)
                 if layer > 0:
                     # dL/d(input at t) = Wxh^T da: the layer below's dh from above.
                     memset(d_below + (b * T + t) * H, 0, H * sizeof(floating))
                     _add_rows(H, H, da, 1, Wxh, H, d_below + (b * T + t) * H)
+                elif dX != NULL:
+                    _add_rows(H, I, da, 1, Wxh, I, dX + (b * T + t) * I)
+            if dh0 != NULL:  # carry is Whh^T da_0: dL/dh0
+                memcpy(dh0 + layer * h0_layer_stride + b * H, carry, H * sizeof(floating))
             # This sequence's share of the weight gradients.
             for t in range(steps):
                 _axpy(H, <floating>1, dA + t * H, gbh)
@@ -402,13 +469,17 @@ cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
 
 
 cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
-                           Py_ssize_t O, Py_ssize_t L, bint many_to_many,
-                           Py_ssize_t B, Py_ssize_t T, const floating* X,
-                           const floating* Y, const floating* h0,
+                           Py_ssize_t O, Py_ssize_t L, int activation,
+                           bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                           const floating* X, const floating* Y, const floating* h0,
                            const Py_ssize_t* lengths, floating* grad,
-                           floating* work) noexcept nogil:
+                           floating* work, bint y_is_gradient, floating* dX,
+                           floating* dh0) noexcept nogil:
     """Loss (returned) and its gradient (written to grad); ``work`` has
-    _loss_grad_work_size elements.
+    _loss_grad_work_size elements. With ``y_is_gradient``, Y is dL/dy itself
+    (``backward``) and 0 is returned; ``dX`` (B, T, I) and ``dh0`` (L, B, H), when
+    not NULL, receive the gradients reaching the inputs and the initial states
+    (see _loss_grad_chunk).
 
     The batch is cut into chunks of _chunk_sequences(B) sequences. Each chunk's
     gradient goes to a partial of its own (the first chunk's straight into grad),
@@ -442,15 +513,16 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     if threads > chunks:
         threads = <int>chunks
     if threads > 1:
-        _run_chunks_in_parallel(theta, transposes, I, H, O, L, many_to_many, B, T, X, Y,
-                                h0, lengths, scale, chunks, per_chunk, y_row, grad,
-                                partials, P, chunk_base, chunk_work, chunk_loss, threads)
+        _run_chunks_in_parallel(theta, transposes, I, H, O, L, activation, many_to_many,
+                                B, T, X, Y, h0, lengths, scale, chunks, per_chunk, y_row,
+                                grad, partials, P, chunk_base, chunk_work, chunk_loss,
+                                y_is_gradient, dX, dh0, threads)
     else:
         for c in range(chunks):
-            _run_chunk(theta, transposes, I, H, O, L, many_to_many, B, T, X, Y, h0,
-                       lengths, scale, c, per_chunk, y_row,
+            _run_chunk(theta, transposes, I, H, O, L, activation, many_to_many, B, T, X,
+                       Y, h0, lengths, scale, c, per_chunk, y_row,
                        grad if c == 0 else partials + (c - 1) * P,
-                       chunk_base + c * chunk_work, chunk_loss)
+                       chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0)
     for c in range(chunks):
         loss += chunk_loss[c]
     if chunks > 1:
@@ -464,35 +536,39 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
 
 cdef void _run_chunks_in_parallel(const floating* theta, const floating* transposes,
                                   Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                                  bint many_to_many, Py_ssize_t B, Py_ssize_t T,
-                                  const floating* X, const floating* Y,
+                                  int activation, bint many_to_many, Py_ssize_t B,
+                                  Py_ssize_t T, const floating* X, const floating* Y,
                                   const floating* h0, const Py_ssize_t* lengths,
                                   floating scale, Py_ssize_t chunks, Py_ssize_t per_chunk,
                                   Py_ssize_t y_row, floating* grad, floating* partials,
                                   Py_ssize_t P, floating* chunk_base, Py_ssize_t chunk_work,
-                                  double* chunk_loss, int threads) noexcept nogil:
+                                  double* chunk_loss, bint y_is_gradient, floating* dX,
+                                  floating* dh0, int threads) noexcept nogil:
     cdef Py_ssize_t c
     for c in prange(chunks, num_threads=threads, schedule="static"):
-        _run_chunk(theta, transposes, I, H, O, L, many_to_many, B, T, X, Y, h0, lengths,
-                   scale, c, per_chunk, y_row, grad if c == 0 else partials + (c - 1) * P,
-                   chunk_base + c * chunk_work, chunk_loss)
+        _run_chunk(theta, transposes, I, H, O, L, activation, many_to_many, B, T, X, Y, h0,
+                   lengths, scale, c, per_chunk, y_row,
+                   grad if c == 0 else partials + (c - 1) * P,
+                   chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0)
 
 
 cdef void _run_chunk(const floating* theta, const floating* transposes,
-                            Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                            bint many_to_many, Py_ssize_t B, Py_ssize_t T,
-                            const floating* X, const floating* Y, const floating* h0,
-                            const Py_ssize_t* lengths, floating scale, Py_ssize_t c,
-                            Py_ssize_t per_chunk, Py_ssize_t y_row, floating* grad,
-                            floating* work, double* chunk_loss) noexcept nogil:
+                     Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                     int activation, bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                     const floating* X, const floating* Y, const floating* h0,
+                     const Py_ssize_t* lengths, floating scale, Py_ssize_t c,
+                     Py_ssize_t per_chunk, Py_ssize_t y_row, floating* grad,
+                     floating* work, double* chunk_loss, bint y_is_gradient,
+                     floating* dX, floating* dh0) noexcept nogil:
     """Chunk c of _loss_and_grad: its sequences' loss into chunk_loss[c], their
-    gradient into grad."""
+    gradient into grad, their dX and dh0 rows (when asked for) in place."""
     cdef Py_ssize_t first = c * per_chunk
     cdef Py_ssize_t n = per_chunk if first + per_chunk <= B else B - first
-    chunk_loss[c] = _loss_grad_chunk(theta, transposes, I, H, O, L, many_to_many, n, T,
-                                     X + first * T * I, Y + first * y_row,
-                                     h0 + first * H, B * H, lengths + first, scale,
-                                     grad, work)
+    chunk_loss[c] = _loss_grad_chunk(
+        theta, transposes, I, H, O, L, activation, many_to_many, n, T, X + first * T * I,
+        Y + first * y_row, h0 + first * H, B * H, lengths + first, scale, grad, work,
+        y_is_gradient, NULL if dX == NULL else dX + first * T * I,
+        NULL if dh0 == NULL else dh0 + first * H)
 
 
 cdef void _add_partials(floating* grad, const floating* partials, Py_ssize_t count,
@@ -515,8 +591,8 @@ cdef void _parallel_add_partials(floating* grad, const floating* partials,
 
 
 cdef void _add_partials_range(floating* grad, const floating* partials,
-                                     Py_ssize_t count, Py_ssize_t P, Py_ssize_t start,
-                                     Py_ssize_t stop) noexcept nogil:
+                              Py_ssize_t count, Py_ssize_t P, Py_ssize_t start,
+                              Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t c, i
     cdef const floating* partial
     for c in range(count):
@@ -652,71 +728,96 @@ cdef inline int _threads_for(Py_ssize_t items, Py_ssize_t elements) noexcept nog
     return threads if threads > 1 else 1
 
 
-def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
-                      floating[:, ::1] out):
-    cdef Py_ssize_t rows = A.shape[0], cols = A.shape[1], n = rows * cols
-    cdef const floating* a
-    cdef const floating* p
-    cdef floating* o
-    cdef int threads
-    if n == 0:
-        return
-    a, p, o = &A[0, 0], &P_t[0, 0], &out[0, 0]
-    threads = _threads_for(rows, n)
-    with nogil:
-        if threads > 1:  # elementwise: any split gives the same elements
-            _parallel_tanh_step_forward(a, p, o, rows, cols, threads)
-        else:
-            _tanh_step_range(a, p, o, 0, n)
-
-
-cdef void _parallel_tanh_step_forward(const floating* a, const floating* p, floating* o,
-                                      Py_ssize_t rows, Py_ssize_t cols,
-                                      int threads) noexcept nogil:
-    cdef Py_ssize_t r
-    for r in prange(threads, num_threads=threads, schedule="static"):
-        _tanh_step_range(a, p, o, r * rows // threads * cols,
-                         (r + 1) * rows // threads * cols)
-
-
-cdef void _tanh_step_range(const floating* a, const floating* p, floating* o,
-                                  Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+cdef inline void _step_forward_row(const floating* a, const floating* p, Py_ssize_t n,
+                                   int activation, floating* out) noexcept nogil:
+    """out = f(a + p), n elements; out may be p."""
     cdef Py_ssize_t i
-    for i in range(start, stop):
-        o[i] = a[i] + p[i]
-    _tanh_inplace(o + start, stop - start)
+    for i in range(n):
+        out[i] = a[i] + p[i]
+    _activate_inplace(out, n, activation)
 
 
-def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
-                       const floating[:, ::1] h_t, floating[:, ::1] out):
-    cdef Py_ssize_t rows = dH_t.shape[0], cols = dH_t.shape[1], n = rows * cols
-    cdef const floating* dh
-    cdef const floating* c
-    cdef const floating* h
-    cdef floating* o
-    cdef int threads
-    if n == 0:
-        return
-    dh, c, h, o = &dH_t[0, 0], &carry[0, 0], &h_t[0, 0], &out[0, 0]
-    threads = _threads_for(rows, n)
-    with nogil:  # the rows are contiguous: runs of whole rows are one row each
-        if threads > 1:
-            _parallel_tanh_step_backward(dh, c, h, o, rows, cols, threads)
-        else:
-            _tanh_backward_row(dh, c, h, True, n, o)
+cdef void _step_forward(const floating* a, const floating* p, floating* o,
+                        Py_ssize_t rows, Py_ssize_t cols, int activation) noexcept nogil:
+    """The elementwise forward step of (rows, cols) blocks, split by rows over
+    threads where it pays (elementwise: any split gives the same elements)."""
+    cdef int threads = _threads_for(rows, rows * cols)
+    if threads > 1:
+        _parallel_step_forward(a, p, o, rows, cols, activation, threads)
+    else:
+        _step_forward_row(a, p, rows * cols, activation, o)
 
 
-cdef void _parallel_tanh_step_backward(const floating* dh, const floating* c,
-                                       const floating* h, floating* o, Py_ssize_t rows,
-                                       Py_ssize_t cols, int threads) noexcept nogil:
+cdef void _parallel_step_forward(const floating* a, const floating* p, floating* o,
+                                 Py_ssize_t rows, Py_ssize_t cols, int activation,
+                                 int threads) noexcept nogil:
     cdef Py_ssize_t r, start, stop
     for r in prange(threads, num_threads=threads, schedule="static"):
         start = r * rows // threads * cols
         stop = (r + 1) * rows // threads * cols
-        _tanh_backward_row(dh + start, c + start, h + start, True, stop - start, o + start)
+        _step_forward_row(a + start, p + start, stop - start, activation, o + start)
 
 
-def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
+cdef void _step_backward(const floating* dh, const floating* c, const floating* h,
+                         floating* o, Py_ssize_t rows, Py_ssize_t cols,
+                         int activation) noexcept nogil:
+    """The elementwise backward step of (rows, cols) blocks, split as _step_forward
+    (the rows are contiguous: a run of whole rows is one row)."""
+    cdef int threads = _threads_for(rows, rows * cols)
+    if threads > 1:
+        _parallel_step_backward(dh, c, h, o, rows, cols, activation, threads)
+    else:
+        _activation_backward_row(dh, c, h, activation, rows * cols, o)
+
+
+cdef void _parallel_step_backward(const floating* dh, const floating* c,
+                                  const floating* h, floating* o, Py_ssize_t rows,
+                                  Py_ssize_t cols, int activation,
+                                  int threads) noexcept nogil:
+    cdef Py_ssize_t r, start, stop
+    for r in prange(threads, num_threads=threads, schedule="static"):
+        start = r * rows // threads * cols
+        stop = (r + 1) * rows // threads * cols
+        _activation_backward_row(dh + start, c + start, h + start, activation,
+                                 stop - start, o + start)
+
+
+def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
+                      floating[:, ::1] out):
+    if A.shape[0] * A.shape[1] == 0:
+        return
+    with nogil:
+        _step_forward(&A[0, 0], &P_t[0, 0], &out[0, 0], A.shape[0], A.shape[1], TANH)
+
+
+def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
+                       const floating[:, ::1] h_t, floating[:, ::1] out):
+    if dH_t.shape[0] * dH_t.shape[1] == 0:
+        return
+    with nogil:
+        _step_backward(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], &out[0, 0],
+                       dH_t.shape[0], dH_t.shape[1], TANH)
+
+
+def relu_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
+                      floating[:, ::1] out):
+    if A.shape[0] * A.shape[1] == 0:
+        return
+    with nogil:
+        _step_forward(&A[0, 0], &P_t[0, 0], &out[0, 0], A.shape[0], A.shape[1], RELU)
+
+
+def relu_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
+                       const floating[:, ::1] h_t, floating[:, ::1] out):
+    if dH_t.shape[0] * dH_t.shape[1] == 0:
+        return
+    with nogil:
+        _step_backward(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], &out[0, 0],
+                       dH_t.shape[0], dH_t.shape[1], RELU)
+
+
+def recurrence_forward(int activation, const floating[:, :, ::1] P,
+                       const floating[:, ::1] Whh,
                        const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
                        floating[:, :, ::1] Hs):
     cdef Py_ssize_t T = P.shape[0], B = P.shape[1], H = P.shape[2]
@@ -728,26 +829,29 @@ def recurrence_forward(const floating[:, :, ::1] P, const floating[:, ::1] Whh,
     with nogil:  # the sequences are independent: any split gives the same states
         if threads > 1:
             _parallel_recurrence_forward(&P[0, 0, 0], &Whh[0, 0], &h0[0, 0], &lengths[0],
-                                         T, B, H, &Hs[0, 0, 0], threads)
+                                         T, B, H, &Hs[0, 0, 0], activation, threads)
         else:
             for b in range(B):
                 _recurrence_forward_sequence(&P[0, 0, 0], &Whh[0, 0], &h0[0, 0],
-                                             lengths[b], T, B, H, b, &Hs[0, 0, 0])
+                                             lengths[b], T, B, H, b, &Hs[0, 0, 0],
+                                             activation)
 
 
 cdef void _parallel_recurrence_forward(const floating* P, const floating* Whh,
                                        const floating* h0, const Py_ssize_t* lengths,
                                        Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                                       floating* Hs, int threads) noexcept nogil:
+                                       floating* Hs, int activation,
+                                       int threads) noexcept nogil:
     cdef Py_ssize_t b
     for b in prange(B, num_threads=threads, schedule="static"):
-        _recurrence_forward_sequence(P, Whh, h0, lengths[b], T, B, H, b, Hs)
+        _recurrence_forward_sequence(P, Whh, h0, lengths[b], T, B, H, b, Hs, activation)
 
 
 cdef void _recurrence_forward_sequence(const floating* P, const floating* Whh,
                                        const floating* h0, Py_ssize_t length,
                                        Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                                       Py_ssize_t b, floating* Hs) noexcept nogil:
+                                       Py_ssize_t b, floating* Hs,
+                                       int activation) noexcept nogil:
     """recurrence_forward of sequence b; P and Hs (T, B, H), h0 (B, H)."""
     cdef Py_ssize_t t
     cdef floating* a
@@ -760,11 +864,12 @@ cdef void _recurrence_forward_sequence(const floating* P, const floating* Whh,
         if a != P + (t * B + b) * H:  # P and Hs may be one buffer (in place)
             memcpy(a, P + (t * B + b) * H, H * sizeof(floating))
         _gemv(H, H, Whh, H, h_prev, a)
-        _tanh_inplace(a, H)
+        _activate_inplace(a, H, activation)
         h_prev = a
 
 
-def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] Hs,
+def recurrence_backward(int activation, const floating[:, :, ::1] dH,
+                        const floating[:, :, ::1] Hs,
                         const floating[:, ::1] Whh, const Py_ssize_t[::1] lengths,
                         Py_ssize_t start, floating[:, ::1] carry,
                         floating[:, :, ::1] dA):
@@ -778,57 +883,48 @@ def recurrence_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] 
         if threads > 1:
             _parallel_recurrence_backward(&dH[0, 0, 0], &Hs[0, 0, 0], &Whh[0, 0],
                                           &lengths[0], start, K, B, H, &carry[0, 0],
-                                          &dA[0, 0, 0], threads)
+                                          &dA[0, 0, 0], activation, threads)
         else:
             for b in range(B):
                 _recurrence_backward_sequence(&dH[0, 0, 0], &Hs[0, 0, 0], &Whh[0, 0],
                                               lengths[b], start, K, B, H, b,
-                                              &carry[0, 0], &dA[0, 0, 0])
+                                              &carry[0, 0], &dA[0, 0, 0], activation)
 
 
 cdef void _parallel_recurrence_backward(const floating* dH, const floating* Hs,
                                         const floating* Whh, const Py_ssize_t* lengths,
                                         Py_ssize_t start, Py_ssize_t K, Py_ssize_t B,
                                         Py_ssize_t H, floating* carry, floating* dA,
-                                        int threads) noexcept nogil:
+                                        int activation, int threads) noexcept nogil:
     cdef Py_ssize_t b
     for b in prange(B, num_threads=threads, schedule="static"):
         _recurrence_backward_sequence(dH, Hs, Whh, lengths[b], start, K, B, H, b, carry,
-                                      dA)
+                                      dA, activation)
 
 
 cdef void _recurrence_backward_sequence(const floating* dH, const floating* Hs,
                                         const floating* Whh, Py_ssize_t length,
                                         Py_ssize_t start, Py_ssize_t K, Py_ssize_t B,
                                         Py_ssize_t H, Py_ssize_t b, floating* carry,
-                                        floating* dA) noexcept nogil:
+                                        floating* dA, int activation) noexcept nogil:
     """recurrence_backward of sequence b; dH, Hs and dA (K, B, H), carry (B, H)."""
     cdef Py_ssize_t i, t, row
     cdef floating* c = carry + b * H
     for i in range(K - 1, -1, -1):
         t = start + i
         row = (i * B + b) * H
-        _tanh_backward_row(dH + row, c, Hs + row, t < length, H, dA + row)
+        if t < length:
+            _activation_backward_row(dH + row, c, Hs + row, activation, H, dA + row)
+        else:
+            memset(dA + row, 0, H * sizeof(floating))
         if t > 0:
             memset(c, 0, H * sizeof(floating))
             if t < length:
                 _add_rows(H, H, dA + row, 1, Whh, H, c)
 
 
-cdef inline void _tanh_backward_row(const floating* dh, const floating* carry,
-                                    const floating* h, bint valid, Py_ssize_t H,
-                                    floating* da) noexcept nogil:
-    """da = (dh + carry) (1 - h^2) at a valid step, 0 at a padded one; da may be dh."""
-    cdef Py_ssize_t i
-    if not valid:
-        memset(da, 0, H * sizeof(floating))
-        return
-    for i in range(H):
-        da[i] = (dh[i] + carry[i]) * (1 - h[i] * h[i])
-
-
 def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-            Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+            Py_ssize_t L, int activation, bint many_to_many, const floating[:, :, ::1] X,
             const floating[:, :, ::1] h0, const Py_ssize_t[::1] lengths,
             floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
@@ -852,13 +948,13 @@ def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
     with nogil:
         _make_transposes(&theta[0], I, H, L, transposes)
         if threads > 1:
-            _parallel_forward(&theta[0], transposes, I, H, O, L, many_to_many, B, T,
-                              &lengths[0], &X[0, 0, 0], &h0[0, 0, 0], &Y_out[0, 0, 0],
+            _parallel_forward(&theta[0], transposes, I, H, O, L, activation, many_to_many,
+                              B, T, &lengths[0], &X[0, 0, 0], &h0[0, 0, 0], &Y_out[0, 0, 0],
                               y_row, &h_last[0, 0, 0], buffers, threads)
         else:
             for b in range(B):
-                _forward_sequence(&theta[0], transposes, I, H, O, L, many_to_many, B, T,
-                                  lengths[b], &X[0, 0, 0] + b * T * I,
+                _forward_sequence(&theta[0], transposes, I, H, O, L, activation,
+                                  many_to_many, B, T, lengths[b], &X[0, 0, 0] + b * T * I,
                                   &h0[0, 0, 0] + b * H, &Y_out[0, 0, 0] + b * y_row,
                                   &h_last[0, 0, 0] + b * H, buffers)
     free(work)
@@ -866,7 +962,7 @@ def forward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 cdef void _parallel_forward(const floating* theta, const floating* transposes,
                             Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                            bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                            int activation, bint many_to_many, Py_ssize_t B, Py_ssize_t T,
                             const Py_ssize_t* lengths, const floating* X,
                             const floating* h0, floating* Y_out, Py_ssize_t y_row,
                             floating* h_last, floating* buffers,
@@ -875,14 +971,15 @@ cdef void _parallel_forward(const floating* theta, const floating* transposes,
     2 T H elements of ``buffers``."""
     cdef Py_ssize_t b
     for b in prange(B, num_threads=threads, schedule="static"):
-        _forward_sequence(theta, transposes, I, H, O, L, many_to_many, B, T, lengths[b],
+        _forward_sequence(theta, transposes, I, H, O, L, activation, many_to_many, B, T,
+                          lengths[b],
                           X + b * T * I, h0 + b * H, Y_out + b * y_row, h_last + b * H,
                           buffers + threadid() * 2 * T * H)
 
 
 cdef void _forward_sequence(const floating* theta, const floating* transposes,
                             Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                            bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                            int activation, bint many_to_many, Py_ssize_t B, Py_ssize_t T,
                             Py_ssize_t steps, const floating* inputs,
                             const floating* h0, floating* y_out, floating* h_last,
                             floating* buffers) noexcept nogil:
@@ -904,7 +1001,7 @@ cdef void _forward_sequence(const floating* theta, const floating* transposes,
         Whh = theta + base + H * fan_in
         bh = Whh + H * H
         _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs, h0 + layer * B * H,
-                       current)
+                       current, activation)
         memcpy(h_last + layer * B * H, current + (steps - 1) * H, H * sizeof(floating))
         WxhT += H * fan_in
         inputs = current
@@ -922,9 +1019,10 @@ cdef void _forward_sequence(const floating* theta, const floating* transposes,
 
 
 def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                  Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
-                  const floating[:, :, ::1] Y, const floating[:, :, ::1] h0,
-                  const Py_ssize_t[::1] lengths, floating[::1] grad):
+                  Py_ssize_t L, int activation, bint many_to_many,
+                  const floating[:, :, ::1] X, const floating[:, :, ::1] Y,
+                  const floating[:, :, ::1] h0, const Py_ssize_t[::1] lengths,
+                  floating[::1] grad):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
     cdef floating* work = <floating*>malloc(
         (_loss_grad_work_size(I, H, O, L, B, T) + 1) * sizeof(floating))
@@ -932,14 +1030,37 @@ def loss_and_grad(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssiz
     if work == NULL:
         raise MemoryError()
     with nogil:
-        loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, B, T, &X[0, 0, 0],
-                              &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0], work)
+        loss = _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, B, T,
+                              &X[0, 0, 0], &Y[0, 0, 0], &h0[0, 0, 0], &lengths[0],
+                              &grad[0], work, False, NULL, NULL)
     free(work)
     return loss
 
 
+def backward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+             Py_ssize_t L, int activation, bint many_to_many,
+             const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
+             const Py_ssize_t[::1] lengths, const floating[:, :, ::1] dY,
+             floating[::1] grad, floating[:, :, ::1] dX, floating[:, :, ::1] dh0):
+    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
+    cdef floating* work
+    if B == 0:
+        grad[:] = 0
+        return
+    work = <floating*>malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
+                             * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, B, T,
+                       &X[0, 0, 0], &dY[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0],
+                       work, True, &dX[0, 0, 0], &dh0[0, 0, 0])
+    free(work)
+
+
 def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                Py_ssize_t L, bint many_to_many, const floating[:, :, ::1] X,
+                Py_ssize_t L, int activation, bint many_to_many,
+                const floating[:, :, ::1] X,
                 const floating[:, :, ::1] Y, const Py_ssize_t[::1] lengths,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, int optimizer,
                 const double[::1] hyper, floating[:, ::1] state,
@@ -985,8 +1106,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 memcpy(Xb + k * x_row, &X[row, 0, 0], x_row * sizeof(floating))
                 memcpy(Yb + k * y_row, &Y[row, 0, 0], y_row * sizeof(floating))
                 lb[k] = lengths[row]
-            loss = _loss_and_grad(&theta[0], I, H, O, L, many_to_many, n, T, Xb, Yb,
-                                  h0, lb, grad, work)
+            loss = _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, n, T,
+                                  Xb, Yb, h0, lb, grad, work, False, NULL, NULL)
             losses[done] = loss
             if not isfinite(loss):
                 break
@@ -1002,7 +1123,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
 
 
 def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-             Py_ssize_t L, const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
+             Py_ssize_t L, int activation, const floating[:, :, ::1] X,
+             const floating[:, :, ::1] h0,
              const Py_ssize_t[::1] feedback, const floating[:, :, ::1] future,
              floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1], S = Y_out.shape[1]
@@ -1031,13 +1153,14 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
     with nogil:
         _make_transposes(&theta[0], I, H, L, transposes)
         if threads > 1:
-            _parallel_forecast(&theta[0], transposes, I, H, O, L, B, T, S, F, history,
+            _parallel_forecast(&theta[0], transposes, I, H, O, L, activation, B, T, S, F,
+                               history,
                                &h0[0, 0, 0], &feedback[0], inputs, &Y_out[0, 0, 0],
                                &h_last[0, 0, 0], buffers, per_thread, threads)
         else:
             for b in range(B):
-                _forecast_sequence(&theta[0], transposes, I, H, O, L, B, T, S,
-                                   history + b * T * I, &h0[0, 0, 0] + b * H,
+                _forecast_sequence(&theta[0], transposes, I, H, O, L, activation, B, T,
+                                   S, history + b * T * I, &h0[0, 0, 0] + b * H,
                                    &feedback[0], inputs + b * F * I,
                                    &Y_out[0, 0, 0] + b * S * O, &h_last[0, 0, 0] + b * H,
                                    buffers)
@@ -1046,7 +1169,8 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
 
 cdef void _parallel_forecast(const floating* theta, const floating* transposes,
                              Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                             Py_ssize_t B, Py_ssize_t T, Py_ssize_t S, Py_ssize_t F,
+                             int activation, Py_ssize_t B, Py_ssize_t T, Py_ssize_t S,
+                             Py_ssize_t F,
                              const floating* history, const floating* h0,
                              const Py_ssize_t* feedback, const floating* inputs,
                              floating* Y_out, floating* h_last, floating* buffers,
@@ -1055,14 +1179,15 @@ cdef void _parallel_forecast(const floating* theta, const floating* transposes,
     ``per_thread`` elements of ``buffers``."""
     cdef Py_ssize_t b
     for b in prange(B, num_threads=threads, schedule="static"):
-        _forecast_sequence(theta, transposes, I, H, O, L, B, T, S, history + b * T * I,
+        _forecast_sequence(theta, transposes, I, H, O, L, activation, B, T, S,
+                           history + b * T * I,
                            h0 + b * H, feedback, inputs + b * F * I, Y_out + b * S * O,
                            h_last + b * H, buffers + threadid() * per_thread)
 
 
 cdef void _forecast_sequence(const floating* theta, const floating* transposes,
                              Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
-                             Py_ssize_t B, Py_ssize_t T, Py_ssize_t S,
+                             int activation, Py_ssize_t B, Py_ssize_t T, Py_ssize_t S,
                              const floating* X, const floating* h0,
                              const Py_ssize_t* feedback, const floating* future,
                              floating* Y_out, floating* h_last,
@@ -1080,21 +1205,22 @@ cdef void _forecast_sequence(const floating* theta, const floating* transposes,
     for layer in range(L):
         memcpy(state + layer * H, h0 + layer * B * H, H * sizeof(floating))
     for t in range(T):
-        _step_all_layers(theta, transposes, I, H, L, X + t * I, state, scratch)
+        _step_all_layers(theta, transposes, I, H, L, activation, X + t * I, state,
+                         scratch)
     _head(Why, by, O, H, h, Y_out)
     for s in range(1, S):
         memcpy(x, future + (s - 1) * I, I * sizeof(floating))
         for o in range(O):
             if feedback[o] >= 0:
                 x[feedback[o]] = Y_out[(s - 1) * O + o]
-        _step_all_layers(theta, transposes, I, H, L, x, state, scratch)
+        _step_all_layers(theta, transposes, I, H, L, activation, x, state, scratch)
         _head(Why, by, O, H, h, Y_out + s * O)
     for layer in range(L):
         memcpy(h_last + layer * B * H, state + layer * H, H * sizeof(floating))
 
 
 cdef void _step_all_layers(const floating* theta, const floating* transposes,
-                           Py_ssize_t I, Py_ssize_t H, Py_ssize_t L,
+                           Py_ssize_t I, Py_ssize_t H, Py_ssize_t L, int activation,
                            const floating* x, floating* state,
                            floating* scratch) noexcept nogil:
     """Advance every layer's state (L, H) in place by one input x (I,);
@@ -1115,7 +1241,7 @@ cdef void _step_all_layers(const floating* theta, const floating* transposes,
         memcpy(scratch, bh, H * sizeof(floating))
         _add_rows(fan_in, H, inputs, 1, WxhT, H, scratch)
         _gemv(H, H, Whh, H, h, scratch)
-        _tanh_inplace(scratch, H)
+        _activate_inplace(scratch, H, activation)
         memcpy(h, scratch, H * sizeof(floating))
         inputs = h
         WxhT += H * fan_in

@@ -17,6 +17,10 @@ All float arrays share one dtype (float32 or float64) and are C-contiguous.
                         bh_l  (H,)
     Why (O, H), by (O,)
 
+``activation`` is the code of the recurrence's nonlinearity f, its index in
+``elman._layout.ACTIVATIONS``: 0 tanh, 1 relu (f(a) = max(0, a), f' = 1 where
+h > 0, else 0, as torch). The docstrings below write tanh for f.
+
 ``lengths`` (B,) intp gives each sequence's valid steps, 1 <= lengths[b] <= T.
 Steps at or after ``lengths[b]`` are padding: the hidden state is held, their
 outputs are zero and their targets are ignored.
@@ -35,11 +39,15 @@ tanh_step_forward(A, P_t, out)
 tanh_step_backward(dH_t, carry, h_t, out)
     The elementwise part of one backward step, all (B, H):
     out = (dH_t + carry) (1 - h_t^2). ``out`` may be dH_t.
-recurrence_forward(P, Whh, h0, lengths, Hs)
+relu_step_forward(A, P_t, out)
+    The same for relu: out = max(0, A + P_t).
+relu_step_backward(dH_t, carry, h_t, out)
+    The same for relu: out = dH_t + carry where h_t > 0, else 0.
+recurrence_forward(activation, P, Whh, h0, lengths, Hs)
     h_t = tanh(P_t + Whh h_{t-1}) for every t, time-major: P (T, B, H) already holds
     the input projection and bias, h0 (B, H). Writes Hs (T, B, H), which may be P
     itself (in place). At padded steps the state is held: Hs[t, b] = Hs[t - 1, b].
-recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA)
+recurrence_backward(activation, dH, Hs, Whh, lengths, start, carry, dA)
     Backward through a block of k consecutive steps, start <= t < start + k, from
     the last: dh_t = dH_t + Whh^T da_{t+1}, da_t = dh_t (1 - h_t^2). dH (k, B, H) is
     the gradient reaching each h_t from outside the recurrence, Hs (k, B, H) the
@@ -47,12 +55,21 @@ recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA)
     (zeros for the last block) and is left holding Whh^T da_start for the block
     before (unless start is 0). Writes dA (k, B, H), zero at padded steps; dA may be
     dH itself (in place).
-forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last)
+forward(theta, I, H, O, L, activation, many_to_many, X, h0, lengths, Y_out, h_last)
     X (B, T, I), h0 (L, B, H). Writes Y_out (B, T or 1, O) and h_last (L, B, H),
     each sequence's state after its last valid step.
-loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad) -> float
+loss_and_grad(theta, I, H, O, L, activation, many_to_many, X, Y, h0, lengths, grad)
+        -> float
     Writes the exact gradient of the loss into grad (P,), returns the loss.
-train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
+backward(theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY, grad, dX,
+         dh0)
+    The vector-Jacobian product of ``forward``'s outputs: dY (B, T or 1, O) is the
+    gradient reaching Y_out (its rows at padded steps are ignored). Writes the
+    gradient reaching theta into grad (P,), X into dX (B, T, I) (zero at padded
+    steps) and h0 into dh0 (L, B, H). ``loss_and_grad`` is the special case where dY
+    is the loss's gradient.
+train_steps(theta, I, H, O, L, activation, many_to_many, X, Y, lengths, order,
+            batch_size,
             optimizer, hyper, state, step_count, clip_value, clip_norm, losses) -> int
     Consecutive mini-batches of the rows ``order`` (the last may be short), each
     from a zero initial state: loss_and_grad, clipping, one optimizer update of
@@ -61,7 +78,7 @@ train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
     each batch's loss to ``losses`` and returns how many updates were applied. It
     stops before updating at the first batch whose loss or gradient is not finite,
     so theta always holds the last finite weights.
-forecast(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last)
+forecast(theta, I, H, O, L, activation, X, h0, feedback, future, Y_out, h_last)
     Closed loop. Runs the history X (B, T, I) from h0; Y_out[:, 0] is the output
     after the last history step. For s >= 1 the input is future[:, s - 1] (B, S-1, I)
     with column feedback[o] replaced by Y_out[:, s - 1, o] wherever feedback[o] >= 0.
@@ -88,9 +105,10 @@ import numpy as np
 
 from elman import _gemm_path
 
-KERNEL_FUNCTIONS = ("tanh_step_forward", "tanh_step_backward", "recurrence_forward",
-                    "recurrence_backward", "forward", "loss_and_grad", "train_steps",
-                    "forecast", "set_thread_request", "max_threads")
+KERNEL_FUNCTIONS = ("tanh_step_forward", "tanh_step_backward", "relu_step_forward",
+                    "relu_step_backward", "recurrence_forward", "recurrence_backward",
+                    "forward", "loss_and_grad", "backward", "train_steps", "forecast",
+                    "set_thread_request", "max_threads")
 
 # Whether the loops can run on several threads (the compiled module: when it was
 # built with OpenMP).
@@ -107,13 +125,29 @@ def tanh_step_backward(dH_t, carry, h_t, out):
     out *= 1.0 - h_t * h_t
 
 
-def recurrence_forward(P, Whh, h0, lengths, Hs):
-    _gemm_path.blas_recurrence_forward(tanh_step_forward, P, Whh, h0, lengths, Hs)
+def relu_step_forward(A, P_t, out):
+    np.add(A, P_t, out=out)
+    np.maximum(out, 0.0, out=out)
 
 
-def recurrence_backward(dH, Hs, Whh, lengths, start, carry, dA):
-    _gemm_path.blas_recurrence_backward(tanh_step_backward, dH, Hs, Whh, lengths, start,
-                                        carry, dA)
+def relu_step_backward(dH_t, carry, h_t, out):
+    np.add(dH_t, carry, out=out)
+    # Assigned, not multiplied by the mask: an infinite dH_t still gives 0 where h_t is 0.
+    out[~(h_t > 0.0)] = 0.0
+
+
+# The elementwise steps by activation code.
+STEPS_FORWARD = (tanh_step_forward, relu_step_forward)
+STEPS_BACKWARD = (tanh_step_backward, relu_step_backward)
+
+
+def recurrence_forward(activation, P, Whh, h0, lengths, Hs):
+    _gemm_path.blas_recurrence_forward(STEPS_FORWARD, activation, P, Whh, h0, lengths, Hs)
+
+
+def recurrence_backward(activation, dH, Hs, Whh, lengths, start, carry, dA):
+    _gemm_path.blas_recurrence_backward(STEPS_BACKWARD, activation, dH, Hs, Whh, lengths,
+                                        start, carry, dA)
 
 
 _recurrences = _gemm_path.Recurrences("numpy", recurrence_forward, recurrence_backward)
@@ -124,28 +158,36 @@ _recurrences = _gemm_path.Recurrences("numpy", recurrence_forward, recurrence_ba
 _QUIET = dict(over="ignore", invalid="ignore")
 
 
-def forward(theta, I, H, O, L, many_to_many, X, h0, lengths, Y_out, h_last):
+def forward(theta, I, H, O, L, activation, many_to_many, X, h0, lengths, Y_out, h_last):
     with np.errstate(**_QUIET):
-        _gemm_path.forward(_recurrences, theta, I, H, O, L, many_to_many, X, h0, lengths,
-                           Y_out, h_last)
+        _gemm_path.forward(_recurrences, theta, I, H, O, L, activation, many_to_many, X, h0,
+                           lengths, Y_out, h_last)
 
 
-def loss_and_grad(theta, I, H, O, L, many_to_many, X, Y, h0, lengths, grad):
+def loss_and_grad(theta, I, H, O, L, activation, many_to_many, X, Y, h0, lengths, grad):
     with np.errstate(**_QUIET):
-        return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, many_to_many, X,
-                                        Y, h0, lengths, grad)
+        return _gemm_path.loss_and_grad(_recurrences, theta, I, H, O, L, activation,
+                                        many_to_many, X, Y, h0, lengths, grad)
 
 
-def train_steps(theta, I, H, O, L, many_to_many, X, Y, lengths, order, batch_size,
-                optimizer, hyper, state, step_count, clip_value, clip_norm, losses):
-    return _gemm_path.train_steps(_recurrences, theta, I, H, O, L, many_to_many, X, Y,
-                                  lengths, order, batch_size, optimizer, hyper, state,
+def backward(theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY, grad, dX,
+             dh0):
+    with np.errstate(**_QUIET):
+        _gemm_path.backward(_recurrences, theta, I, H, O, L, activation, many_to_many, X,
+                            h0, lengths, dY, grad, dX, dh0)
+
+
+def train_steps(theta, I, H, O, L, activation, many_to_many, X, Y, lengths, order,
+                batch_size, optimizer, hyper, state, step_count, clip_value, clip_norm,
+                losses):
+    return _gemm_path.train_steps(_recurrences, theta, I, H, O, L, activation, many_to_many,
+                                  X, Y, lengths, order, batch_size, optimizer, hyper, state,
                                   step_count, clip_value, clip_norm, losses)
 
 
-def forecast(theta, I, H, O, L, X, h0, feedback, future, Y_out, h_last):
-    _gemm_path.forecast(_recurrences, theta, I, H, O, L, X, h0, feedback, future,
-                        Y_out, h_last)
+def forecast(theta, I, H, O, L, activation, X, h0, feedback, future, Y_out, h_last):
+    _gemm_path.forecast(_recurrences, theta, I, H, O, L, activation, X, h0, feedback,
+                        future, Y_out, h_last)
 
 
 def set_thread_request(process, this_thread):

@@ -17,6 +17,9 @@ import functools
 import math
 from typing import Any, Mapping, Sequence
 
+# The recurrence's nonlinearities; a kernel's ``activation`` argument is the index here.
+ACTIVATIONS = ("tanh", "relu")
+
 
 def parameter_count(I, H, O, L):
     """Length of the flat parameter vector for these sizes."""

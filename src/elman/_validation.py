@@ -328,6 +328,39 @@ def check_targets(Y: Any, output_size: int, return_sequences: bool, batch: int, 
     return converted
 
 
+def check_output_gradient(dY: Any, output_size: int, return_sequences: bool, batch: int,
+                          steps: int, unbatched: bool, lengths: Array,
+                          dtype: Any) -> FloatArray:
+    """The gradient reaching a forward pass's outputs, as the kernels take it: (B, T, O),
+    or (B, 1, O) for many-to-one. It must have the shape ``forward`` returns; values
+    at padded steps are ignored (NaN too), valid ones must be finite."""
+    O = output_size
+    array = as_numeric_array("dY", dY)
+    expected: tuple[int, ...]
+    if return_sequences:
+        expected = (steps, O) if unbatched else (batch, steps, O)
+    else:
+        expected = (O,) if unbatched else (batch, O)
+    if array.shape != expected:
+        mode = "return_sequences=True" if return_sequences else "return_sequences=False"
+        raise ValueError(
+            f"dY must have the shape of forward's output, {shape_text(expected)} for this "
+            f"model ({mode}, output_size={O}); got {shape_text(array.shape)}"
+        )
+    if unbatched:
+        array = array[None]
+    if not return_sequences:
+        array = array[:, None, :]
+    converted = as_float_array("dY", array, dtype, finite=False)
+    valid = converted
+    if return_sequences and np.any(lengths != steps):
+        valid = converted[np.arange(steps)[None, :] < lengths[:, None]]
+    if not np.isfinite(valid).all():
+        raise ValueError("dY contains NaN or inf (or values too large for "
+                         f"{np.dtype(dtype)}) at a valid step; every value must be finite")
+    return converted
+
+
 def check_sequence_batch(X: Any, Y: Any, lengths: Any, input_size: int, output_size: int,
                          return_sequences: bool, dtype: Any,
                          unbatched_message: str) -> tuple[FloatArray, FloatArray, Array]:

@@ -27,14 +27,17 @@ W_hh h_{t-1} + b_hh)``): on export elman's ``bh`` becomes ``bias_ih`` and
 function either way.
 
 What the torch side must be: ``nn.RNN(input_size, hidden_size, num_layers,
-nonlinearity="tanh")`` (the default nonlinearity; ``relu`` cannot be detected from
-the weights, so it is the caller's to get right), unidirectional, without
+nonlinearity=...)`` with the model's nonlinearity (``"tanh"``, torch's default, or
+``"relu"``; a state dict does not carry it, so it is the caller's to get right:
+pass ``nonlinearity=`` on import, build the ``nn.RNN`` with
+``nonlinearity=model.nonlinearity`` on export), unidirectional, without
 ``proj_size``, with or without ``batch_first`` (the layout of the data, not of the
 weights; elman's data are batch-first), and ``nn.Linear(hidden_size, output_size)``
 applied to the hidden state at every step (many-to-many) or at the last step
-(many-to-one). ``bias=False`` on either is accepted on import (the missing biases are
-zero). Dropout between layers is a training-time setting of torch and does not
-change the weights.
+(many-to-one). GRU and LSTM state dicts (the same key names, with 3 or 4 gates'
+rows stacked in each matrix) are recognised and refused. ``bias=False`` on either is
+accepted on import (the missing biases are zero). Dropout between layers is a
+training-time setting of torch and does not change the weights.
 
 The prefixes ``"rnn."`` and ``"fc."`` are the attribute names of the usual module
 (``self.rnn = nn.RNN(...)``, ``self.fc = nn.Linear(...)``); pass others to match
@@ -85,6 +88,11 @@ def to_torch_state_dict(model: RNN, *, rnn_prefix: str = DEFAULT_RNN_PREFIX,
         ``{rnn_prefix}bias_hh_l{k}`` (H,) of zeros; then ``{head_prefix}weight``
         (O, H) and ``{head_prefix}bias`` (O,). New arrays in the model's dtype, in
         the order ``nn.Module.state_dict()`` lists them.
+
+    Notes
+    -----
+    The nonlinearity is not in the dict: build the ``nn.RNN`` with
+    ``nonlinearity=model.nonlinearity``, or the network computes something else.
     """
     if not isinstance(model, RNN):
         raise TypeError(f"model must be an elman.RNN; got {type(model).__name__}")
@@ -120,7 +128,7 @@ def _as_array(key, value):
 def from_torch_state_dict(state_dict: Mapping[Any, Any], *,
                           rnn_prefix: str = DEFAULT_RNN_PREFIX,
                           head_prefix: str = DEFAULT_HEAD_PREFIX, return_sequences: bool = True,
-                          dtype: DTypeLike | None = None) -> RNN:
+                          nonlinearity: str = "tanh", dtype: DTypeLike | None = None) -> RNN:
     """Build an :class:`elman.RNN` from an ``nn.RNN`` + ``nn.Linear`` state dict.
 
     The sizes (input, hidden, output, layers) are read from the shapes.
@@ -136,6 +144,9 @@ def from_torch_state_dict(state_dict: Mapping[Any, Any], *,
     return_sequences : bool, default True
         The elman model's mode: True if the torch head is applied at every step,
         False if only at the last (many-to-one). The weights are the same.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+        The ``nonlinearity`` the ``nn.RNN`` was built with. A state dict does not
+        record it, and a relu network imported as tanh computes something else.
     dtype : {"float32", "float64"}, optional
         Default: float32 when every tensor is float32 (PyTorch's default), else
         float64.
@@ -149,8 +160,8 @@ def from_torch_state_dict(state_dict: Mapping[Any, Any], *,
     ------
     ValueError
         A missing key, a key of a bidirectional RNN (``_reverse``) or of
-        ``proj_size`` (``weight_hr``), layers that are not numbered 0 .. L-1,
-        inconsistent shapes, or non-finite values.
+        ``proj_size`` (``weight_hr``), a GRU or LSTM state dict, layers that are
+        not numbered 0 .. L-1, inconsistent shapes, or non-finite values.
     TypeError
         A value that is not an array or a tensor of real numbers.
     """
@@ -211,6 +222,15 @@ def from_torch_state_dict(state_dict: Mapping[Any, Any], *,
     if w_ih0.ndim != 2 or w_hh0.ndim != 2:
         raise ValueError(f"{rnn_prefix}weight_ih_l0 and weight_hh_l0 must be matrices; got "
                          f"shapes {shape_text(w_ih0.shape)} and {shape_text(w_hh0.shape)}")
+    # nn.GRU and nn.LSTM use the same key names, with 3 or 4 gates' weights stacked:
+    # weight_hh_l0 is (3H, H) or (4H, H) where nn.RNN's is square.
+    rows, columns = w_hh0.shape
+    for gates, name in ((3, "nn.GRU"), (4, "nn.LSTM")):
+        if columns >= 1 and rows == gates * columns:
+            raise ValueError(
+                f"state_dict looks like the state dict of an {name} ({rnn_prefix}"
+                f"weight_hh_l0 has shape {shape_text(w_hh0.shape)}: {gates} gates of "
+                f"hidden size {columns}); elman imports nn.RNN weights only")
     hidden_size, input_size = w_ih0.shape
     weight = head["weight"]
     if weight.ndim != 2 or weight.shape[1] != hidden_size:
@@ -257,5 +277,6 @@ def from_torch_state_dict(state_dict: Mapping[Any, Any], *,
             raise ValueError(f"the weights for {name} contain NaN or inf")
 
     config = dict(input_size=input_size, hidden_size=hidden_size, output_size=output_size,
-                  num_layers=num_layers, return_sequences=return_sequences, dtype=dtype)
+                  num_layers=num_layers, return_sequences=return_sequences,
+                  nonlinearity=nonlinearity, dtype=dtype)
     return RNN._from_parameters(config, weights)

@@ -19,7 +19,9 @@ or 2.0, no object arrays):
         format          "elman-model"
         format_version  1 (FORMAT_VERSION)
         elman_version   the version of elman that wrote the file
-        model           {"class": "RNN", "config": RNN.get_config()}
+        model           {"class": "RNN", "config": RNN.get_config()}; a config
+                        without "nonlinearity" (files written before it existed)
+                        means "tanh"
         arrays          [{"name": ..., "dtype": ..., "shape": [...]}, ...]: every
                         other member, in file order, with its NumPy dtype string
                         ("<f8", "<f4", "|u1", ...) and shape
@@ -73,7 +75,7 @@ from elman._validation import check_float, shape_text
 from elman._version import __version__
 from elman.exceptions import ModelFileError
 from elman.optimizers import Optimizer, optimizer_from_config
-from elman.rnn import INIT_SCHEMES, RNN
+from elman.rnn import INIT_SCHEMES, NONLINEARITIES, RNN
 from elman._typing import Array, ArrayLike
 
 __all__ = [
@@ -825,6 +827,9 @@ class _Reader:
                                  or seed < 0):
             raise self.fail(f"model.config['seed'] must be null or an integer >= 0; got "
                             f"{seed!r}")
+        if config.get("nonlinearity", "tanh") not in NONLINEARITIES:
+            raise self.fail(f"model.config['nonlinearity'] must be one of "
+                            f"{list(NONLINEARITIES)}; got {config.get('nonlinearity')!r}")
         if config.get("init", "uniform") not in INIT_SCHEMES:
             raise self.fail(f"model.config['init'] must be one of {list(INIT_SCHEMES)}; got "
                             f"{config.get('init')!r}")
@@ -908,7 +913,8 @@ class _Reader:
 
     # -- the objects ---------------------------------------------------------------
     def build(self, header, arrays):
-        config = header["model"]["config"]
+        # Files written before the nonlinearity was configurable hold tanh models.
+        config = {"nonlinearity": "tanh", **header["model"]["config"]}
         weights = {name: arrays[name] for name in _layout.weight_shapes(
             *(config[k] for k in SIZE_KEYS))}
         # The saved weights are the model's: no initial weights are drawn.

@@ -43,8 +43,8 @@ __all__ = ["FitManyResult", "TaskResult", "fit_many"]
 DEFAULT_PREFER = {"cython": "threads", "numpy": "processes"}
 
 # Keywords of RNN() and of fit() that a task may set; everything else is an error.
-_MODEL_KEYS = frozenset({"hidden_size", "num_layers", "dtype", "init", "init_scale",
-                         "spectral_radius"})
+_MODEL_KEYS = frozenset({"hidden_size", "num_layers", "nonlinearity", "dtype", "init",
+                         "init_scale", "spectral_radius"})
 _WINDOW_KEYS = frozenset({"window", "horizon", "many_to_many"})
 # Set by fit_many itself, from the data or from the call's seed.
 _RESERVED_KEYS = {

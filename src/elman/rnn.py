@@ -1,7 +1,8 @@
 """The Elman RNN model: weights, forward pass, exact gradients, prediction, forecasts.
 
-    a_t = Wxh x_t + Whh h_{t-1} + bh,   h_t = tanh(a_t),   y_t = Why h_t + by
+    a_t = Wxh x_t + Whh h_{t-1} + bh,   h_t = f(a_t),   y_t = Why h_t + by
 
+with f = tanh (the default) or relu.
 Layers stack (layer l+1 reads layer l's hidden sequence); the head reads the top
 layer. All parameters live in one flat vector (see ``elman._layout``), so an
 optimizer step or a gradient clip is one operation on one array. Which code computes
@@ -20,6 +21,7 @@ import numpy as np
 
 from elman import _engine
 from elman._layout import (
+    ACTIVATIONS,
     Gradients,
     named_views,
     parameter_count,
@@ -37,6 +39,7 @@ from elman._validation import (
     check_future,
     check_initial_state,
     check_int,
+    check_output_gradient,
     check_sequence_lengths,
     check_sequences,
     check_targets,
@@ -51,9 +54,10 @@ from elman._typing import Array, ArrayLike, DTypeLike, FloatArray
 if TYPE_CHECKING:
     from elman.optimizers import Optimizer
 
-__all__ = ["Gradients", "INIT_SCHEMES", "RNN"]
+__all__ = ["Gradients", "INIT_SCHEMES", "NONLINEARITIES", "RNN"]
 
 INIT_SCHEMES = ("uniform", "normal", "orthogonal", "identity")
+NONLINEARITIES = ACTIVATIONS
 
 
 class _TrainingFit:
@@ -87,6 +91,11 @@ class RNN:
     return_sequences : bool, default True
         True: an output at every step (many-to-many). False: only after the last
         step (many-to-one).
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+        The recurrence's activation f, as ``torch.nn.RNN(nonlinearity=...)``:
+        h_t = tanh(a_t), or h_t = max(0, a_t) (whose derivative is taken as 1 where
+        h_t > 0 and 0 elsewhere, as torch does). relu pairs with ``init="identity"``
+        (IRNN).
     dtype : {"float64", "float32"}, default "float64"
         Precision of the weights and of every computation.
     seed : int or None
@@ -99,7 +108,8 @@ class RNN:
         ``orthogonal``: recurrent matrices orthogonal (scaled by init_scale,
         default 1), the rest uniform.
         ``identity``: recurrent matrices init_scale (default 1) times the identity
-        (IRNN, Le et al. 2015), other weights N(0, 0.001**2), biases zero.
+        (IRNN, Le et al. 2015, made for ``nonlinearity="relu"``), other weights
+        N(0, 0.001**2), biases zero.
     init_scale : float, optional
         Scale for ``normal``, ``orthogonal`` and ``identity`` (see above).
     spectral_radius : float, optional
@@ -129,23 +139,31 @@ class RNN:
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, *,
                  num_layers: int = 1, return_sequences: bool = True,
-                 dtype: DTypeLike = "float64", seed: int | None = None,
-                 init: str = "uniform", init_scale: float | None = None,
+                 nonlinearity: str = "tanh", dtype: DTypeLike = "float64",
+                 seed: int | None = None, init: str = "uniform",
+                 init_scale: float | None = None,
                  spectral_radius: float | None = None) -> None:
         self._configure(input_size, hidden_size, output_size, num_layers=num_layers,
-                        return_sequences=return_sequences, dtype=dtype, seed=seed, init=init,
-                        init_scale=init_scale, spectral_radius=spectral_radius)
+                        return_sequences=return_sequences, nonlinearity=nonlinearity,
+                        dtype=dtype, seed=seed, init=init, init_scale=init_scale,
+                        spectral_radius=spectral_radius)
         self._theta = self._initial_parameters()
 
     def _configure(self, input_size, hidden_size, output_size, *, num_layers=1,
-                   return_sequences=True, dtype="float64", seed=None, init="uniform",
-                   init_scale=None, spectral_radius=None):
+                   return_sequences=True, nonlinearity="tanh", dtype="float64", seed=None,
+                   init="uniform", init_scale=None, spectral_radius=None):
         """Check and record the configuration (the constructor's arguments)."""
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.output_size = check_int("output_size", output_size, 1)
         self.num_layers = check_int("num_layers", num_layers, 1)
         self.return_sequences = check_bool("return_sequences", return_sequences)
+        if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}; got "
+                             f"{nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        # The kernels' activation code.
+        self._activation = NONLINEARITIES.index(nonlinearity)
         self.dtype = check_dtype(dtype)
         if seed is not None:
             seed = check_int("seed", seed, 0)
@@ -335,6 +353,17 @@ class RNN:
             X = X.reshape(1, steps, width)
         return X, h0, full_lengths(batch, steps), unbatched
 
+    def _checked_inputs(self, X: object, h0: object, lengths: object
+                        ) -> tuple[FloatArray, FloatArray, Array, bool]:
+        """(X (B, T, I), h0 (L, B, H), lengths, unbatched) by the full checks of
+        ``elman._validation``, which raise the errors."""
+        X, unbatched = check_sequences(X, self.input_size, self.dtype)
+        batch, steps, _ = X.shape
+        h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch, unbatched,
+                                 self.dtype)
+        lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
+        return X, h0, lengths, unbatched
+
     def _ready_targets(self, Y: object, batch: int, steps: int,
                        unbatched: bool) -> FloatArray | None:
         """Targets (B, T or 1, O) when Y needs neither a conversion nor a copy; else
@@ -398,16 +427,11 @@ class RNN:
         """
         ready = self._ready_inputs(X, h0, lengths)
         if ready is None:
-            X, unbatched = check_sequences(X, self.input_size, self.dtype)
-            batch, steps, _ = X.shape
-            h0 = check_initial_state(h0, self.num_layers, self.hidden_size, batch,
-                                     unbatched, self.dtype)
-            lengths = check_sequence_lengths(lengths, batch, steps, unbatched)
-        else:
-            X, h0, lengths, unbatched = ready
+            ready = self._checked_inputs(X, h0, lengths)
+        X, h0, lengths, unbatched = ready
         Y, h_last = _engine.forward(self._theta, self.input_size, self.hidden_size,
-                                    self.output_size, self.num_layers, self.return_sequences,
-                                    X, h0, lengths)
+                                    self.output_size, self.num_layers, self._activation,
+                                    self.return_sequences, X, h0, lengths)
         if not self.return_sequences:
             Y = Y[:, 0, :]
         if unbatched:
@@ -460,9 +484,69 @@ class RNN:
             assert targets is not None  # a None would have made `ready` None above
             Y = targets
         grad = np.empty_like(self._theta)
-        loss = _engine.loss_and_grad(self._theta, *self._sizes(), self.return_sequences, X, Y,
-                                     h0, lengths, grad)
+        loss = _engine.loss_and_grad(self._theta, *self._sizes(), self._activation,
+                                     self.return_sequences, X, Y, h0, lengths, grad)
         return loss, Gradients.over(grad, view_spans(*self._sizes()))
+
+    def backward(self, X: ArrayLike, dY: ArrayLike, h0: ArrayLike | None = None, *,
+                 lengths: ArrayLike | None = None
+                 ) -> tuple[Gradients, FloatArray, FloatArray]:
+        """The exact vector-Jacobian product of :meth:`forward`: the gradients of any
+        scalar loss whose gradient with respect to forward's outputs is ``dY``.
+
+        This is what stacks models or plugs in a loss of your own: run ``forward``,
+        compute dL/dY, and pass it back here; ``dX`` then feeds the ``backward`` of the
+        model below (see the README). The forward pass is recomputed from X and h0.
+
+        Parameters
+        ----------
+        X : array_like, shape (batch, time, input_size) or (time, input_size)
+            The inputs of the forward pass, as :meth:`forward` takes them.
+        dY : array_like
+            dL/dY, with the shape :meth:`forward` returns: (batch, time,
+            output_size) when ``return_sequences``, else (batch, output_size);
+            without the batch axis for unbatched X. Values at padded steps are
+            ignored (forward returns zeros there); the others must be finite.
+        h0 : array_like, shape (num_layers, batch, hidden_size), optional
+            Initial state, as in :meth:`forward`. Zeros by default.
+        lengths : array_like of int, shape (batch,), optional
+            Valid steps per sequence, as in :meth:`forward`.
+
+        Returns
+        -------
+        grads : Gradients
+            dL/d weight, with the keys and shapes of :meth:`get_weights`.
+        dX : ndarray
+            dL/dX, the shape of X (zero at padded steps).
+        dh0 : ndarray, shape (num_layers, batch, hidden_size)
+            dL/dh0; (num_layers, hidden_size) for unbatched X.
+
+        Notes
+        -----
+        ``loss_and_grad(X, Y)`` equals ``backward(X, dY)`` with dY the gradient of
+        the mean squared error, 2 (Y_hat - Y) / count; both run the same compiled
+        backward pass.
+        """
+        ready = self._ready_inputs(X, h0, lengths)
+        if ready is None:
+            ready = self._checked_inputs(X, h0, lengths)
+        X, h0, lengths, unbatched = ready
+        batch, steps, _ = X.shape
+        shape = ((batch, steps, self.output_size) if self.return_sequences
+                 else (batch, self.output_size))
+        ready_dY = None if unbatched else ready_array(dY, shape, self.dtype)
+        if ready_dY is None:
+            dY = check_output_gradient(dY, self.output_size, self.return_sequences, batch,
+                                       steps, unbatched, lengths, self.dtype)
+        else:
+            dY = ready_dY if self.return_sequences else ready_dY.reshape(batch, 1,
+                                                                        self.output_size)
+        grad = np.empty_like(self._theta)
+        dX, dh0 = _engine.backward(self._theta, *self._sizes(), self._activation,
+                                   self.return_sequences, X, h0, lengths, dY, grad)
+        if unbatched:
+            dX, dh0 = dX[0], dh0[:, 0, :]
+        return Gradients.over(grad, view_spans(*self._sizes())), dX, dh0
 
     def predict(self, X: ArrayLike, *, batch_size: int = 4096,
                 lengths: ArrayLike | None = None) -> FloatArray:
@@ -485,8 +569,8 @@ class RNN:
         if ready is not None and ready[0].shape[0] <= batch_size:
             # One batch: its outputs are the result, with no copy.
             X, h0, lengths, unbatched = ready
-            outputs = _engine.forward(self._theta, *self._sizes(), self.return_sequences, X,
-                                      h0, lengths)[0]
+            outputs = _engine.forward(self._theta, *self._sizes(), self._activation,
+                                      self.return_sequences, X, h0, lengths)[0]
             if not self.return_sequences:
                 outputs = outputs[:, 0, :]
             one_batch: FloatArray = outputs[0] if unbatched else outputs
@@ -500,8 +584,8 @@ class RNN:
             stop = min(start + batch_size, n)
             h0 = zero_states(self.num_layers, stop - start, self.hidden_size, self.dtype)
             outputs[start:stop] = _engine.forward(self._theta, *self._sizes(),
-                                                  self.return_sequences, X[start:stop], h0,
-                                                  lengths[start:stop])[0]
+                                                  self._activation, self.return_sequences,
+                                                  X[start:stop], h0, lengths[start:stop])[0]
         if not self.return_sequences:
             outputs = outputs[:, 0, :]
         result: FloatArray = outputs[0] if unbatched else outputs
@@ -566,8 +650,8 @@ class RNN:
         feedback = check_feedback(feedback, self.input_size, self.output_size)
         future = check_future(future, feedback, self.input_size, batch, steps, unbatched,
                               self.dtype)
-        Y, h_last = _engine.forecast(self._theta, *self._sizes(), X, h0, feedback, future,
-                                     steps)
+        Y, h_last = _engine.forecast(self._theta, *self._sizes(), self._activation, X, h0,
+                                     feedback, future, steps)
         if unbatched:
             Y, h_last = Y[0], h_last[:, 0, :]
         return (Y, h_last) if return_state else Y
@@ -584,6 +668,7 @@ class RNN:
             "output_size": self.output_size,
             "num_layers": self.num_layers,
             "return_sequences": self.return_sequences,
+            "nonlinearity": self.nonlinearity,
             "dtype": self.dtype.name,
             "seed": self.seed,
             "init": self.init,
@@ -609,13 +694,16 @@ class RNN:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        # Pickles made before the nonlinearity was configurable hold tanh models.
+        self.__dict__.update({"nonlinearity": "tanh", "_activation": 0}, **state)
         self._training_lock = threading.Lock()
 
     def __repr__(self) -> str:
         extra = "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
         if not self.return_sequences:
             extra += ", return_sequences=False"
+        if self.nonlinearity != "tanh":
+            extra += f", nonlinearity={self.nonlinearity!r}"
         if self.dtype != np.float64:
             extra += f", dtype={self.dtype.name!r}"
         return (f"RNN({self.input_size}, {self.hidden_size}, {self.output_size}{extra})")
@@ -625,7 +713,9 @@ class RNN:
                             head_prefix: str = "fc.") -> dict[str, FloatArray]:
         """The weights as a ``torch.nn.RNN`` + ``torch.nn.Linear`` state dict of NumPy arrays.
 
-        ``bh`` becomes ``bias_ih_l{k}`` and ``bias_hh_l{k}`` is zero. See
+        ``bh`` becomes ``bias_ih_l{k}`` and ``bias_hh_l{k}`` is zero. The dict does
+        not carry the nonlinearity: build the ``nn.RNN`` with
+        ``nonlinearity=model.nonlinearity``. See
         :func:`elman.interop.to_torch_state_dict`; torch is not imported.
         """
         from elman.interop import to_torch_state_dict
@@ -635,14 +725,17 @@ class RNN:
     @classmethod
     def from_torch_state_dict(cls, state_dict: Mapping[Any, Any], *, rnn_prefix: str = "rnn.",
                               head_prefix: str = "fc.", return_sequences: bool = True,
+                              nonlinearity: str = "tanh",
                               dtype: DTypeLike | None = None) -> RNN:
         """A model from a ``torch.nn.RNN`` + ``torch.nn.Linear`` state dict (arrays or tensors).
 
-        Sizes come from the shapes; ``bh = bias_ih + bias_hh``. See
+        Sizes come from the shapes; ``bh = bias_ih + bias_hh``. A state dict does not
+        carry the nonlinearity: pass the one the ``nn.RNN`` was built with. See
         :func:`elman.interop.from_torch_state_dict`; torch is not imported.
         """
         from elman.interop import from_torch_state_dict
 
         return from_torch_state_dict(state_dict, rnn_prefix=rnn_prefix,
                                      head_prefix=head_prefix,
-                                     return_sequences=return_sequences, dtype=dtype)
+                                     return_sequences=return_sequences,
+                                     nonlinearity=nonlinearity, dtype=dtype)

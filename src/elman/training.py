@@ -156,8 +156,9 @@ def _mean_squared_error(model, X, Y, lengths, batch_size=4096):
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         h0 = np.zeros((model.num_layers, stop - start, model.hidden_size), dtype=model.dtype)
-        predicted, _ = _engine.forward(model._theta, *_sizes(model), model.return_sequences,
-                                       X[start:stop], h0, lengths[start:stop])
+        predicted, _ = _engine.forward(model._theta, *_sizes(model), model._activation,
+                                       model.return_sequences, X[start:stop], h0,
+                                       lengths[start:stop])
         diff = predicted.astype(np.float64) - Y[start:stop]
         if model.return_sequences:
             valid = np.arange(steps)[None, :] < lengths[start:stop, None]
@@ -487,7 +488,7 @@ def _restore_checkpoint(path, model, optimizer, rng, history, best):
     # Only the architecture must match: seed and init decide the initial weights,
     # which the checkpoint's replace.
     architecture = ("input_size", "hidden_size", "output_size", "num_layers",
-                    "return_sequences", "dtype")
+                    "return_sequences", "dtype", "nonlinearity")
     saved_arch = {k: loaded.model.get_config()[k] for k in architecture}
     this_arch = {k: model.get_config()[k] for k in architecture}
     if saved_arch != this_arch:
@@ -565,9 +566,9 @@ def _run_epoch(model, optimizer, run_steps, X, Y, lengths, order, batch_size, hy
         state = optimizer.state.copy()
         step_count = optimizer.step_count.copy()
         rows = order[first * batch_size:(first + count) * batch_size]
-        done = run_steps(theta, I, H, O, L, model.return_sequences, X, Y, lengths, rows,
-                         batch_size, optimizer.code, hyper, state, step_count, clip_value,
-                         clip_norm, losses[first:first + count])
+        done = run_steps(theta, I, H, O, L, model._activation, model.return_sequences, X, Y,
+                         lengths, rows, batch_size, optimizer.code, hyper, state, step_count,
+                         clip_value, clip_norm, losses[first:first + count])
         return theta, state, step_count, done
 
     batch = 0
@@ -614,7 +615,7 @@ def _run_epoch_truncated(model, optimizer, X, Y, lengths, order, batch_size, k, 
                          clip_norm, history, progress, epoch, commit):
     """Truncated BPTT: per batch, chunks of k steps, state carried, gradient cut."""
     L, H = model.num_layers, model.hidden_size
-    sizes = _sizes(model)
+    sizes = (*_sizes(model), model._activation)
     n, steps, _ = X.shape
     total = 0.0
     weight = 0.0
