@@ -282,7 +282,8 @@ say "  repaired: $(basename "$REPAIRED")"
 # must carry it (a machine without GCC's runtime has none), and nothing else.
 VENDORED=$("$TOOLS/bin/python" -c '
 import sys, zipfile
-print(" ".join(n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.startswith("elman.libs/")))' "$REPAIRED")
+print(" ".join(n for n in zipfile.ZipFile(sys.argv[1]).namelist()
+               if n.startswith("elman.libs/") and not n.endswith("/")))' "$REPAIRED")
 if grep -q 'libgomp' "$LOGS/auditwheel-show.log"; then
     [[ $VENDORED == elman.libs/libgomp-* && $VENDORED != *" "* ]] \
         || die "the modules link libgomp, but the repaired wheel carries: ${VENDORED:-nothing}"

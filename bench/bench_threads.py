@@ -150,6 +150,7 @@ def chunk_cost(rounds):
         sys.exit("--chunk-cost needs the compiled backend")
     split, chunk = kernels.CHUNKING["FUSED_SPLIT_MIN_BATCH"], kernels.CHUNKING[
         "FUSED_CHUNK_SEQUENCES"]
+    TANH = kernels.ACTIVATION_CODES["tanh"]
     print(f"# bench_threads --chunk-cost: fused loss_and_grad on one thread, chunks of "
           f"{chunk} sequences (from batch {split}) against one chunk; backend "
           f"{elman.BACKEND}")
@@ -174,8 +175,8 @@ def chunk_cost(rounds):
             previous = kernels._set_fused_chunking(10 ** 9 if one_chunk else split, chunk)
             try:
                 for _ in range(reps):
-                    kernels.loss_and_grad(theta, I, H, OUTPUT, 1, True, X, Y, h0, lengths,
-                                          grad)
+                    kernels.loss_and_grad(theta, I, H, OUTPUT, 1, TANH, True, X, Y, h0,
+                                          lengths, grad)
             finally:
                 kernels._set_fused_chunking(*previous)
 
