@@ -318,6 +318,7 @@ if [[ -n $VENDORED ]]; then
     # so they run where no GCC runtime is installed.
     for module in "$VENV_WHEEL"/lib/python*/site-packages/elman/_kernels*.so; do
         resolved=$(ldd "$module" | awk '/libgomp/ {print $3}')
+        [[ -n $resolved ]] && resolved=$(realpath "$resolved")
         [[ $resolved == "$VENV_WHEEL"/lib/python*/site-packages/elman.libs/libgomp-* ]] \
             || die "$(basename "$module") loads libgomp from ${resolved:-nowhere}, not the wheel"
     done

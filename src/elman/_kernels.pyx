@@ -49,12 +49,13 @@ cdef Py_ssize_t HYPER_WEIGHT_DECAY = _update.HYPER_WEIGHT_DECAY
 cdef double NORM_CLIP_EPS = _update.NORM_CLIP_EPS
 
 # How the fused loss-and-gradient loop cuts a batch: one chunk below
-# FUSED_SPLIT_MIN_BATCH sequences, chunks of FUSED_CHUNK_SEQUENCES from there on
-# (bench/bench_threads.py measures what chunking costs on one thread). Loops split
+# FUSED_SPLIT_MIN_BATCH sequences, two halves below 2 FUSED_CHUNK_SEQUENCES, chunks
+# of FUSED_CHUNK_SEQUENCES from there on (bench/bench_threads.py --chunk-cost
+# measures what chunking costs on one thread; bench/RESULTS.md has the figures). Loops split
 # over threads only where each thread gets at least PARALLEL_MIN_ELEMENTS elements
 # of elementwise work: below that, starting the threads costs more than it saves.
 cdef Py_ssize_t FUSED_SPLIT_MIN_BATCH = 8
-cdef Py_ssize_t FUSED_CHUNK_SEQUENCES = 4
+cdef Py_ssize_t FUSED_CHUNK_SEQUENCES = 8
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 2048
 
 # The values this module computes with, as Python sees them
@@ -302,6 +303,8 @@ cdef inline Py_ssize_t _chunk_sequences(Py_ssize_t B) noexcept nogil:
     same order (bit-identical results)."""
     if B < FUSED_SPLIT_MIN_BATCH:
         return B
+    if B < 2 * FUSED_CHUNK_SEQUENCES:
+        return (B + 1) // 2
     return FUSED_CHUNK_SEQUENCES
 
 
