@@ -7,6 +7,12 @@ ELMAN_REQUIRE_EXTENSION=1
     quietly ship without its compiled module.
 ELMAN_NO_EXTENSION=1
     Do not try to compile; install the pure-Python package (NumPy twin only).
+ELMAN_NO_OPENMP=1
+    Build the kernels without OpenMP: every loop then runs on the calling thread.
+    Without it, OpenMP is used where a test program compiles and links with it
+    (GCC and clang on Linux, with libgomp; clang with libomp elsewhere), and the
+    build goes on without it, on one thread, where it does not. MSVC is not tried:
+    its runtime, vcomp140.dll, is not part of a Python installation.
 ELMAN_CYTHON_DEBUG=1
     Turn Cython's bounds, wraparound and initialisation checks back on, so an
     out-of-range index in a kernel raises IndexError instead of corrupting memory.
@@ -39,6 +45,7 @@ def _flag(name):
 REQUIRE_EXTENSION = _flag("ELMAN_REQUIRE_EXTENSION")
 NO_EXTENSION = _flag("ELMAN_NO_EXTENSION")
 CYTHON_DEBUG = _flag("ELMAN_CYTHON_DEBUG")
+NO_OPENMP = _flag("ELMAN_NO_OPENMP")
 
 if REQUIRE_EXTENSION and NO_EXTENSION:
     sys.exit("ELMAN_REQUIRE_EXTENSION=1 and ELMAN_NO_EXTENSION=1 contradict each other.")
@@ -78,10 +85,72 @@ def _required_failure(reason):
     )
 
 
+OPENMP_PROBE = """
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return n > 0 && omp_get_max_threads() > 0 ? 0 : 1;
+}
+"""
+
+
+def _openmp_flags():
+    """(compile flags, link flags) to try for OpenMP on this platform, or None."""
+    if sys.platform == "win32":
+        return None
+    if sys.platform == "darwin":  # Apple clang: libomp, if installed, is separate
+        return ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
+    return ["-fopenmp"], ["-fopenmp"]
+
+
 class OptionalBuildExt(build_ext):
-    """build_ext that falls back to pure Python unless the extension is required."""
+    """build_ext that falls back to pure Python unless the extension is required,
+    and that compiles the kernels with OpenMP where the compiler supports it."""
 
     _fell_back = False
+
+    def build_extensions(self):
+        flags = None if NO_OPENMP else self._openmp_flags_that_work()
+        if flags is not None:
+            for ext in self.extensions:
+                ext.extra_compile_args = list(ext.extra_compile_args) + flags[0]
+                ext.extra_link_args = list(ext.extra_link_args) + flags[1]
+        else:
+            sys.stderr.write("elman: building the kernels without OpenMP: every loop "
+                             "runs on one thread.\n")
+        super().build_extensions()
+
+    def _openmp_flags_that_work(self):
+        """The OpenMP flags, if a test program compiles, links and runs with them."""
+        import shutil
+        import subprocess
+        import tempfile
+
+        flags = _openmp_flags()
+        if flags is None:
+            return None
+        compile_flags, link_flags = flags
+        directory = tempfile.mkdtemp(prefix="elman-openmp-")
+        try:
+            source = os.path.join(directory, "probe.c")
+            with open(source, "w") as handle:
+                handle.write(OPENMP_PROBE)
+            objects = self.compiler.compile([source], output_dir=directory,
+                                            extra_postargs=compile_flags)
+            program = os.path.join(directory, "probe")
+            self.compiler.link_executable(objects, "probe", output_dir=directory,
+                                          extra_postargs=link_flags)
+            # Running it proves that the runtime library is found, not only linked.
+            # A cross-build (macOS arm64 on x86-64) cannot run it: linking is proof.
+            if _targets_this_machine():
+                subprocess.run([program], check=True, capture_output=True, timeout=60)
+        except (*BUILD_ERRORS, subprocess.SubprocessError):
+            return None
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return flags
 
     def run(self):
         # Compiler discovery happens in run(), before any extension is built.
@@ -151,6 +220,15 @@ def _targets_x86_64():
     if archflags:  # macOS: cibuildwheel says which architecture it builds for
         return [a.strip() for a in archflags.split("-arch")[1:]] == ["x86_64"]
     return platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _targets_this_machine():
+    """False when cibuildwheel cross-builds for another architecture (macOS)."""
+    archflags = os.environ.get("ARCHFLAGS", "")
+    if not archflags:
+        return True
+    machine = platform.machine().lower()
+    return [a.strip() for a in archflags.split("-arch")[1:]] == [machine]
 
 
 def _avx2_args():

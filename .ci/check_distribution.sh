@@ -5,12 +5,16 @@
 #
 #   1. `python -m build` gives an sdist and a wheel (the wheel built from the sdist);
 #      their contents hold every kind of file they must and none they must not.
-#   2. auditwheel gives the wheel a manylinux tag; the repaired wheel installs into a
-#      fresh venv and the shared suite, copied outside the source tree, passes
-#      against that installed copy with ELMAN_BACKEND=cython (on the compiled build
-#      this CPU selects); `elman info` runs from the venv.
+#   2. auditwheel gives the wheel a manylinux tag; the repaired wheel carries the
+#      OpenMP runtime its modules link (libgomp, renamed, in elman.libs/) and nothing
+#      else, stays under 1 MiB, installs into a fresh venv, and its modules load that
+#      bundled copy (ldd), not the machine's; the shared suite, copied outside the
+#      source tree, passes against that installed copy with ELMAN_BACKEND=cython (on
+#      the compiled build this CPU selects); `elman info` runs from the venv.
 #   3. The sdist installs into another fresh venv and passes the same way, forced
-#      onto the portable build (ELMAN_ISA=baseline).
+#      onto the portable build (ELMAN_ISA=baseline). With a compiler that has no
+#      OpenMP (a wrapper that fails on -fopenmp) the sdist still builds its
+#      compiled kernels, required, on one thread, and the threads' tests pass.
 #   4. With no usable compiler (CC=false) the sdist still installs, prints the
 #      fallback message (visible with pip -v), elman.BACKEND is "numpy" and the suite
 #      passes; with ELMAN_REQUIRE_EXTENSION=1 the same install fails.
@@ -19,8 +23,10 @@
 #      jobs it needs, its matrix covering every intended build, and a publish job
 #      that uploads the checked files to PyPI on version tags only, by trusted
 #      publishing; the checker itself is shown to catch each of a list of defects.
-#   6. The baseline compiled module contains no instruction beyond x86-64's baseline
-#      (an AVX2 variant, `_kernels_avx2*`, may use up to x86-64-v3, not AVX-512).
+#   6. The baseline compiled module (and the bundled OpenMP runtime) contains no
+#      instruction beyond x86-64's baseline (an AVX2 variant, `_kernels_avx2*`, may
+#      use up to x86-64-v3, not AVX-512); under qemu as a Nehalem the installed
+#      wheel runs, on two threads too, with the same bits as on one.
 #
 # Usage: bash .ci/check_distribution.sh     (from anywhere; needs python3 >= 3.11,
 # a C compiler, objdump and PyPI). Everything else is installed into venvs under a
@@ -192,6 +198,21 @@ install_sdist_compiled() {
     ELMAN_REQUIRE_EXTENSION=1 pip_into "$WORK/venv-sdist" "$(sdist_copy sdist-compiled)[test]"
 }
 
+# Check 3's second install: the sdist built by a compiler without OpenMP (a
+# wrapper around cc that fails whenever -fopenmp is asked for), the extension
+# required: the kernels must still build, on one thread.
+install_sdist_without_openmp() {
+    set -e
+    fresh_venv venv-noomp >/dev/null
+    local wrapper=$WORK/cc-without-openmp
+    printf '#!/bin/sh\nfor a in "$@"; do case $a in -fopenmp|-lgomp|-lomp) exit 1;; esac; done\nexec cc "$@"\n' \
+        >"$wrapper"
+    chmod +x "$wrapper"
+    CC=$wrapper ELMAN_REQUIRE_EXTENSION=1 pip_into "$WORK/venv-noomp" -v \
+        "$(sdist_copy sdist-noomp)[test]" >"$LOGS/install-noomp-verbose.log" 2>&1 \
+        || { tail -n 60 "$LOGS/install-noomp-verbose.log"; return 1; }
+}
+
 # Check 4's installs, each from its own sdist copy: CC=false with pip -v (must
 # succeed and show the message), CC=false without -v (what a plain `pip install`
 # shows: recorded, not assumed), and CC=false with ELMAN_REQUIRE_EXTENSION=1 (must
@@ -257,8 +278,23 @@ say "  repaired: $(basename "$REPAIRED")"
 "$TOOLS/bin/python" "$ROOT/.ci/check_dist_contents.py" --source-root "$ROOT" \
     --sdist "$SDIST" --wheel "$REPAIRED" >"$LOGS/contents-repaired.log" 2>&1 \
     || { cat "$LOGS/contents-repaired.log"; die "repaired wheel contents"; }
-say "  repaired wheel contents: as before (no vendored libraries added)"
+# The kernels' OpenMP runtime: if the modules link libgomp, the repaired wheel
+# must carry it (a machine without GCC's runtime has none), and nothing else.
+VENDORED=$("$TOOLS/bin/python" -c '
+import sys, zipfile
+print(" ".join(n for n in zipfile.ZipFile(sys.argv[1]).namelist()
+               if n.startswith("elman.libs/") and not n.endswith("/")))' "$REPAIRED")
+if grep -q 'libgomp' "$LOGS/auditwheel-show.log"; then
+    [[ $VENDORED == elman.libs/libgomp-* && $VENDORED != *" "* ]] \
+        || die "the modules link libgomp, but the repaired wheel carries: ${VENDORED:-nothing}"
+    say "  repaired wheel contents: as before, plus the OpenMP runtime $VENDORED"
+else
+    [[ -z $VENDORED ]] || die "the repaired wheel carries libraries: $VENDORED"
+    say "  repaired wheel contents: as before (no OpenMP: no vendored library)"
+fi
 WHEEL_KIB=$(( ($(stat -c %s "$REPAIRED") + 1023) / 1024 ))
+(( WHEEL_KIB < 1024 )) || die "the repaired wheel is $WHEEL_KIB KiB, over 1 MiB"
+say "  repaired wheel: $WHEEL_KIB KiB (limit 1024)"
 # Timed while nothing else of ours runs, so the number means something.
 VENV_WHEEL=$(fresh_venv venv-wheel --with-pip)
 t0=$(date +%s.%N)
@@ -277,6 +313,18 @@ run install-wheel-test pip_into "$VENV_WHEEL" "$REPAIRED[test]"
 bg_start install-sdist install_sdist_compiled
 bg_start install-nocc install_sdist_without_compiler
 
+if [[ -n $VENDORED ]]; then
+    # The installed modules resolve libgomp to the wheel's copy, never the machine's:
+    # so they run where no GCC runtime is installed.
+    for module in "$VENV_WHEEL"/lib/python*/site-packages/elman/_kernels*.so; do
+        resolved=$(ldd "$module" | awk '/libgomp/ {print $3}')
+        [[ -n $resolved ]] && resolved=$(realpath "$resolved")
+        [[ $resolved == "$VENV_WHEEL"/lib/python*/site-packages/elman.libs/libgomp-* ]] \
+            || die "$(basename "$module") loads libgomp from ${resolved:-nowhere}, not the wheel"
+    done
+    say "  installed modules load the wheel's own libgomp (ldd), not the machine's"
+fi
+bg_start install-noomp install_sdist_without_openmp
 run_suite wheel "$VENV_WHEEL" cython cython
 # The console script from [project.scripts], as a user would first run it.
 run elman-info env -u ELMAN_BACKEND "$VENV_WHEEL/bin/elman" info
@@ -327,6 +375,25 @@ say "  pip's isolated build environment"
 # Forced onto the portable build here (check 2 ran whatever this CPU selects, the
 # AVX2 build on most machines), so that both builds meet the whole suite.
 run_suite sdist "$WORK/venv-sdist" cython cython baseline
+bg_wait install-noomp
+grep -q -F "elman: building the kernels without OpenMP" "$LOGS/install-noomp-verbose.log" \
+    || die "a compiler without OpenMP: the build does not say it went on without"
+openmp=$(cd "$WORK" && "$WORK/venv-noomp/bin/python" -c '
+import elman
+from elman import _backend
+with elman.num_threads(2):
+    print(elman.BACKEND, _backend.get_kernels().OPENMP, elman.get_num_threads())')
+[[ $openmp == "cython False 1" ]] \
+    || die "built without OpenMP: expected 'cython False 1' (backend, OPENMP, threads), got '$openmp'"
+say "  a compiler without OpenMP: the sdist builds its kernels (required) without it;"
+say "  elman.BACKEND cython, OPENMP False, 1 thread when 2 are asked for"
+mkdir -p "$WORK/suite-noomp"
+cp -r "$ROOT/tests" "$WORK/suite-noomp/tests"
+(cd "$WORK/suite-noomp" && ELMAN_BACKEND=cython "$WORK/venv-noomp/bin/python" -m pytest -q \
+    -p no:cacheprovider tests/test_threads.py tests/test_kernel_contract.py \
+    tests/test_agreement.py) >"$LOGS/suite-noomp.log" 2>&1 \
+    || { tail -n 40 "$LOGS/suite-noomp.log"; die "the threads' tests failed without OpenMP"; }
+say "  threads, contract and agreement tests without OpenMP: $(tail -n 1 "$LOGS/suite-noomp.log" | tr -d '=')"
 pass 3
 
 # ---------------------------------------------------------------------------

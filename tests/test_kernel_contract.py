@@ -18,7 +18,7 @@ from elman import _kernels_numpy, _losses, _update
 CONTRACT = _kernels_numpy.KERNEL_FUNCTIONS
 # Module-level values a kernel module may export beside the functions.
 DATA = {"INSTRUCTION_SET", "UPDATE_CONSTANTS", "LOSS_CONSTANTS", "KERNEL_FUNCTIONS",
-        "ACTIVATION_CODES", "STEPS_FORWARD", "STEPS_BACKWARD"}
+        "ACTIVATION_CODES", "STEPS_FORWARD", "STEPS_BACKWARD", "OPENMP", "CHUNKING"}
 
 
 def public_functions(module):

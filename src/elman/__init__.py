@@ -9,7 +9,8 @@
 from typing import Any as _Any  # a private name: no `elman.Any`
 
 from elman import datasets, diagnostics, optimizers, preprocessing, text, training
-from elman._backend import compiled_available, use_backend
+from elman._backend import compiled_available, get_num_threads, use_backend
+from elman._threading import num_threads, set_num_threads
 from elman._version import __version__
 from elman.optimizers import clip_gradients
 from elman.parallel import FitManyResult, fit_many
@@ -29,10 +30,13 @@ __all__ = [
     "Forecaster",
     "compiled_available",
     "fit_many",
+    "get_num_threads",
     "datasets",
     "diagnostics",
     "load",
+    "num_threads",
     "optimizers",
+    "set_num_threads",
     "preprocessing",
     "text",
     "training",

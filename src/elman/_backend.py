@@ -23,6 +23,8 @@ import importlib
 import os
 from typing import Iterator
 
+from elman import _threading
+
 BACKEND_NAMES = ("cython", "numpy")
 
 _BUILD_HINT = (
@@ -98,16 +100,22 @@ def _load(name):
     if name == "numpy":
         return _import_numpy_twin()
     try:
-        return _import_compiled()
+        return _threading_registered(_import_compiled())
     except ImportError as exc:
         raise ImportError("ELMAN_BACKEND=cython, but " + _BUILD_HINT.format(reason=exc)) from exc
+
+
+def _threading_registered(kernels):
+    """The compiled module, given the process's thread setting (elman._threading)."""
+    _threading.register(kernels)
+    return kernels
 
 
 def _choose_default():
     requested = os.environ.get("ELMAN_BACKEND", "").strip().lower()
     if requested == "":
         try:
-            return "cython", _import_compiled()
+            return "cython", _threading_registered(_import_compiled())
         except ImportError:
             return "numpy", _import_numpy_twin()
     if requested not in BACKEND_NAMES:
@@ -141,6 +149,13 @@ def get_kernels(name=None):
     if module is None:
         module = _MODULES[name] = _load(name)
     return module
+
+
+def get_num_threads() -> int:
+    """The number of threads the kernels of the active backend would use for one
+    model now, in this thread (see :func:`elman.set_num_threads`): 1 on the NumPy
+    backend and for a compiled module built without OpenMP."""
+    return _threading.count_for(get_kernels())
 
 
 def active_name():

@@ -30,6 +30,7 @@ includes this file). ``elman._backend`` imports the second when the CPU has both
 
 cimport cython
 from cython cimport floating
+from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, sqrtf, isfinite, pow, exp, log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
@@ -58,6 +59,16 @@ cdef int CROSS_ENTROPY = _losses.CROSS_ENTROPY
 cdef int GAUSSIAN_NLL = _losses.GAUSSIAN_NLL
 cdef double HUBER_DELTA = _losses.HUBER_DELTA
 cdef double GAUSSIAN_NLL_EPS = _losses.GAUSSIAN_NLL_EPS
+
+# How the fused loss-and-gradient loop cuts a batch: one chunk below
+# FUSED_SPLIT_MIN_BATCH sequences, two halves below 2 FUSED_CHUNK_SEQUENCES, chunks
+# of FUSED_CHUNK_SEQUENCES from there on (bench/bench_threads.py --chunk-cost
+# measures what chunking costs on one thread; bench/RESULTS.md has the figures). Loops split
+# over threads only where each thread gets at least PARALLEL_MIN_ELEMENTS elements
+# of elementwise work: below that, starting the threads costs more than it saves.
+cdef Py_ssize_t FUSED_SPLIT_MIN_BATCH = 8
+cdef Py_ssize_t FUSED_CHUNK_SEQUENCES = 8
+cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 2048
 
 # The values this module computes with, as Python sees them
 # (tests/test_kernel_contract.py compares them with elman._update and elman._losses).
@@ -91,6 +102,10 @@ cdef extern from "_kernels.h":
                       const float* x, float* y) noexcept nogil
     void elman_tanh_inplace_d(double* a, Py_ssize_t n) noexcept nogil
     void elman_tanh_inplace_f(float* a, Py_ssize_t n) noexcept nogil
+    int ELMAN_OPENMP
+    int elman_max_threads() noexcept nogil
+    void elman_set_process_request(int n) noexcept nogil
+    void elman_set_thread_local_request(int n) noexcept nogil
 
 
 cdef inline void _tanh_inplace(floating* a, Py_ssize_t n) noexcept nogil:
@@ -364,36 +379,62 @@ cdef inline double _loss_row(int loss, floating* y, const floating* target, Py_s
 # Whole-batch loss and gradient (the core of a training step)
 # ---------------------------------------------------------------------------
 
-cdef Py_ssize_t _loss_grad_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-                                     Py_ssize_t L, Py_ssize_t B,
-                                     Py_ssize_t T) noexcept nogil:
+cdef Py_ssize_t _chunk_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+                                 Py_ssize_t L, Py_ssize_t B,
+                                 Py_ssize_t T) noexcept nogil:
+    """Work elements of _loss_grad_chunk for a chunk of B sequences."""
     cdef Py_ssize_t sequence = B * T * H
     cdef Py_ssize_t below = 2 * sequence if L > 1 else 0
     cdef Py_ssize_t widest = I if I > H else H
-    # transposes, states, d_below/d_above, dh/carry/y, dA of one sequence (T, H),
+    # states, d_below/d_above, dh/carry/y, dA of one sequence (T, H),
     # gWxh^T of one layer (fan_in, H)
-    return (_transposes_size(I, H, L) + L * sequence + below + 2 * H + O + T * H
-            + widest * H)
+    return L * sequence + below + 2 * H + O + T * H + widest * H
 
 
-cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
-                           Py_ssize_t O, Py_ssize_t L, int activation,
-                           bint many_to_many, int loss_code, Py_ssize_t B, Py_ssize_t T,
-                           const floating* X, const floating* Y, const floating* h0,
-                           const Py_ssize_t* lengths, floating* grad,
-                           floating* work, bint y_is_gradient, floating* dX,
-                           floating* dh0) noexcept nogil:
-    """Loss (returned) and its gradient (written to grad); ``work`` has
-    _loss_grad_work_size elements.
+cdef inline Py_ssize_t _chunk_sequences(Py_ssize_t B) noexcept nogil:
+    """Sequences per chunk of a batch of B: a function of B alone, never of the
+    thread count, so that every thread count sums the same partial gradients in the
+    same order (bit-identical results)."""
+    if B < FUSED_SPLIT_MIN_BATCH:
+        return B
+    if B < 2 * FUSED_CHUNK_SEQUENCES:
+        return (B + 1) // 2
+    return FUSED_CHUNK_SEQUENCES
+
+
+cdef Py_ssize_t _loss_grad_work_size(Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
+                                     Py_ssize_t L, Py_ssize_t B,
+                                     Py_ssize_t T) noexcept nogil:
+    """Work elements of _loss_and_grad for a batch of B (or fewer) sequences."""
+    cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
+    cdef Py_ssize_t per_chunk = _chunk_sequences(B)
+    cdef Py_ssize_t chunks = (B + per_chunk - 1) // per_chunk if B > 0 else 1
+    # each chunk's loss (doubles, first: aligned), transposes, each chunk's work,
+    # the partial gradients of every chunk but the first
+    return (2 * chunks + _transposes_size(I, H, L)
+            + chunks * _chunk_work_size(I, H, O, L, per_chunk, T) + (chunks - 1) * P)
+
+
+cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
+                             Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                             int activation, bint many_to_many, int loss_code, Py_ssize_t B,
+                             Py_ssize_t T, const floating* X, const floating* Y,
+                             const floating* h0, Py_ssize_t h0_layer_stride,
+                             const Py_ssize_t* lengths, floating scale, floating* grad,
+                             floating* work, bint y_is_gradient, floating* dX,
+                             floating* dh0) noexcept nogil:
+    """The summed loss of B sequences (returned, before the mean's division) and its
+    gradient scaled by ``scale`` (written to grad). h0 holds layer l's initial states at
+    h0 + l * h0_layer_stride; ``transposes`` is _make_transposes of theta; ``work``
+    has _chunk_work_size elements.
 
     One core for both gradients: dL/dy comes from the loss against the targets Y,
     or, with ``y_is_gradient``, Y is dL/dy itself (``backward``) and 0 is returned.
-    ``dX`` (B, T, I) and ``dh0`` (L, B, H), when not NULL, receive the gradients
-    reaching the inputs and the initial states."""
+    ``dX`` (B, T, I) and ``dh0`` (laid out as h0), when not NULL, receive the
+    gradients reaching the inputs and the initial states."""
     cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
     cdef Py_ssize_t sequence = B * T * H
-    cdef floating* transposes = work
-    cdef floating* states = transposes + _transposes_size(I, H, L)
+    cdef floating* states = work
     cdef floating* d_below = states + L * sequence      # dL/dh of the layer below
     cdef floating* d_above = d_below + (sequence if L > 1 else 0)
     cdef floating* dh = d_above + (sequence if L > 1 else 0)
@@ -422,14 +463,12 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
     cdef floating* hs
     # Targets per row: the loss's width, or O when Y is dL/dy itself.
     cdef Py_ssize_t W = O if y_is_gradient else _target_width(loss_code, O)
-    cdef Py_ssize_t layer, fan_in, base, b, t, i, k, o, steps, count
-    cdef floating scale
+    cdef Py_ssize_t layer, fan_in, base, b, t, i, k, o, steps
     cdef double loss = 0.0
 
     memset(grad, 0, P * sizeof(floating))
     if dX != NULL:
         memset(dX, 0, B * T * I * sizeof(floating))  # padded steps stay zero
-    _make_transposes(theta, I, H, L, transposes)
 
     # Forward, layer by layer, each sequence over its valid steps only.
     WxhT = transposes
@@ -444,18 +483,9 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
             else:
                 inputs = states + (layer - 1) * sequence + b * T * H
             _layer_forward(WxhT, Whh, bh, fan_in, H, lengths[b], inputs,
-                           h0 + (layer * B + b) * H,
+                           h0 + layer * h0_layer_stride + b * H,
                            states + layer * sequence + b * T * H, activation)
         WxhT += H * fan_in
-
-    if many_to_many:
-        count = 0
-        for b in range(B):
-            count += lengths[b]
-        count *= W
-    else:
-        count = B * W
-    scale = <floating>((2.0 if loss_code == MSE else 1.0) / count)
 
     # Backward through time, top layer first. The head reads the top layer only;
     # a lower layer's dh comes from the layer above (d_below of that layer).
@@ -481,7 +511,7 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                 inputs = X + b * T * I
             else:
                 inputs = states + (layer - 1) * sequence + b * T * H
-            h_first = h0 + (layer * B + b) * H
+            h_first = h0 + layer * h0_layer_stride + b * H
             memset(carry, 0, H * sizeof(floating))
             for t in range(steps - 1, -1, -1):
                 h = hs + t * H
@@ -520,7 +550,7 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                 elif dX != NULL:
                     _add_rows(H, I, da, 1, Wxh, I, dX + (b * T + t) * I)
             if dh0 != NULL:  # carry is Whh^T da_0: dL/dh0
-                memcpy(dh0 + (layer * B + b) * H, carry, H * sizeof(floating))
+                memcpy(dh0 + layer * h0_layer_stride + b * H, carry, H * sizeof(floating))
             # This sequence's share of the weight gradients.
             for t in range(steps):
                 _axpy(H, <floating>1, dA + t * H, gbh)
@@ -534,7 +564,144 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
         swap = d_above
         d_above = d_below
         d_below = swap
+    return loss
+
+
+cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
+                           Py_ssize_t O, Py_ssize_t L, int activation,
+                           bint many_to_many, int loss_code, Py_ssize_t B, Py_ssize_t T,
+                           const floating* X, const floating* Y, const floating* h0,
+                           const Py_ssize_t* lengths, floating* grad,
+                           floating* work, bint y_is_gradient, floating* dX,
+                           floating* dh0) noexcept nogil:
+    """Loss (returned) and its gradient (written to grad); ``work`` has
+    _loss_grad_work_size elements. With ``y_is_gradient``, Y is dL/dy itself
+    (``backward``) and 0 is returned; ``dX`` (B, T, I) and ``dh0`` (L, B, H), when
+    not NULL, receive the gradients reaching the inputs and the initial states
+    (see _loss_grad_chunk).
+
+    The batch is cut into chunks of _chunk_sequences(B) sequences. Each chunk's
+    gradient goes to a partial of its own (the first chunk's straight into grad),
+    the chunks run on up to elman_max_threads() threads, and the partials are then
+    added to grad in chunk order, and the chunks' losses summed in chunk order: the
+    same sums in the same order on any number of threads."""
+    cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
+    cdef Py_ssize_t per_chunk = _chunk_sequences(B)
+    cdef Py_ssize_t chunks = (B + per_chunk - 1) // per_chunk
+    cdef Py_ssize_t chunk_work = _chunk_work_size(I, H, O, L, per_chunk, T)
+    # Targets per row: the loss's width, or O when Y is dL/dy itself.
+    cdef Py_ssize_t W = O if y_is_gradient else _target_width(loss_code, O)
+    cdef Py_ssize_t y_row = T * W if many_to_many else W
+    cdef double* chunk_loss = <double*>work
+    cdef floating* transposes = work + 2 * chunks
+    cdef floating* chunk_base = transposes + _transposes_size(I, H, L)
+    cdef floating* partials = chunk_base + chunks * chunk_work
+    cdef Py_ssize_t count = 0, b, c
+    cdef int threads
+    cdef double loss = 0.0
+    cdef floating scale
+
+    # The mean's denominator counts the whole batch's valid targets.
+    if many_to_many:
+        for b in range(B):
+            count += lengths[b]
+        count *= W
+    else:
+        count = B * W
+    scale = <floating>((2.0 if loss_code == MSE else 1.0) / count)
+    _make_transposes(theta, I, H, L, transposes)
+    threads = elman_max_threads()
+    if threads > chunks:
+        threads = <int>chunks
+    if threads > 1:
+        _run_chunks_in_parallel(theta, transposes, I, H, O, L, activation, many_to_many,
+                                loss_code, B, T, X, Y, h0, lengths, scale, chunks,
+                                per_chunk, y_row, grad, partials, P, chunk_base,
+                                chunk_work, chunk_loss, y_is_gradient, dX, dh0, threads)
+    else:
+        for c in range(chunks):
+            _run_chunk(theta, transposes, I, H, O, L, activation, many_to_many, loss_code,
+                       B, T, X, Y, h0, lengths, scale, c, per_chunk, y_row,
+                       grad if c == 0 else partials + (c - 1) * P,
+                       chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0)
+    for c in range(chunks):
+        loss += chunk_loss[c]
+    if chunks > 1:
+        _add_partials(grad, partials, chunks - 1, P, threads)
     return loss / count
+
+
+# The parallel loops live in functions of their own (_run_chunks_in_parallel,
+# _parallel_* below): in a function that also holds an OpenMP region, GCC compiled
+# the serial loops beside it three times slower (the vectorised tanh among them).
+
+cdef void _run_chunks_in_parallel(const floating* theta, const floating* transposes,
+                                  Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                                  int activation, bint many_to_many, int loss_code,
+                                  Py_ssize_t B, Py_ssize_t T, const floating* X,
+                                  const floating* Y, const floating* h0,
+                                  const Py_ssize_t* lengths, floating scale,
+                                  Py_ssize_t chunks, Py_ssize_t per_chunk, Py_ssize_t y_row,
+                                  floating* grad, floating* partials, Py_ssize_t P,
+                                  floating* chunk_base, Py_ssize_t chunk_work,
+                                  double* chunk_loss, bint y_is_gradient, floating* dX,
+                                  floating* dh0, int threads) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in prange(chunks, num_threads=threads, schedule="static"):
+        _run_chunk(theta, transposes, I, H, O, L, activation, many_to_many, loss_code, B, T,
+                   X, Y, h0, lengths, scale, c, per_chunk, y_row,
+                   grad if c == 0 else partials + (c - 1) * P,
+                   chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0)
+
+
+cdef void _run_chunk(const floating* theta, const floating* transposes,
+                     Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                     int activation, bint many_to_many, int loss_code, Py_ssize_t B,
+                     Py_ssize_t T, const floating* X, const floating* Y, const floating* h0,
+                     const Py_ssize_t* lengths, floating scale, Py_ssize_t c,
+                     Py_ssize_t per_chunk, Py_ssize_t y_row, floating* grad,
+                     floating* work, double* chunk_loss, bint y_is_gradient,
+                     floating* dX, floating* dh0) noexcept nogil:
+    """Chunk c of _loss_and_grad: its sequences' loss into chunk_loss[c], their
+    gradient into grad, their dX and dh0 rows (when asked for) in place."""
+    cdef Py_ssize_t first = c * per_chunk
+    cdef Py_ssize_t n = per_chunk if first + per_chunk <= B else B - first
+    chunk_loss[c] = _loss_grad_chunk(
+        theta, transposes, I, H, O, L, activation, many_to_many, loss_code, n, T,
+        X + first * T * I,
+        Y + first * y_row, h0 + first * H, B * H, lengths + first, scale, grad, work,
+        y_is_gradient, NULL if dX == NULL else dX + first * T * I,
+        NULL if dh0 == NULL else dh0 + first * H)
+
+
+cdef void _add_partials(floating* grad, const floating* partials, Py_ssize_t count,
+                        Py_ssize_t P, int threads) noexcept nogil:
+    """grad += partials[0] + ... + partials[count - 1] (each P long), added in that
+    order to every element; the elements are shared out among the threads in runs."""
+    if threads > 1 and P >= 2 * PARALLEL_MIN_ELEMENTS:
+        _parallel_add_partials(grad, partials, count, P, threads)
+    else:
+        _add_partials_range(grad, partials, count, P, 0, P)
+
+
+cdef void _parallel_add_partials(floating* grad, const floating* partials,
+                                 Py_ssize_t count, Py_ssize_t P,
+                                 int threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(threads, num_threads=threads, schedule="static"):
+        _add_partials_range(grad, partials, count, P, r * P // threads,
+                            (r + 1) * P // threads)
+
+
+cdef void _add_partials_range(floating* grad, const floating* partials,
+                              Py_ssize_t count, Py_ssize_t P, Py_ssize_t start,
+                              Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t c, i
+    cdef const floating* partial
+    for c in range(count):
+        partial = partials + c * P
+        for i in range(start, stop):
+            grad[i] += partial[i]
 
 
 # ---------------------------------------------------------------------------
@@ -676,6 +843,54 @@ cdef elman_array_head* _array(object a, str name, int type_num, int ndim,
 # Which build of this source this module is (``_kernels_avx2.pyx`` overrides it).
 INSTRUCTION_SET = "baseline"
 
+# True when this module was compiled with OpenMP, so that its loops can run on
+# several threads; the chunking constants, for the tests of thread-count
+# independence.
+OPENMP = bool(ELMAN_OPENMP)
+CHUNKING = {"FUSED_SPLIT_MIN_BATCH": FUSED_SPLIT_MIN_BATCH,
+            "FUSED_CHUNK_SEQUENCES": FUSED_CHUNK_SEQUENCES,
+            "PARALLEL_MIN_ELEMENTS": PARALLEL_MIN_ELEMENTS}
+
+
+def _set_fused_chunking(Py_ssize_t split_min_batch, Py_ssize_t chunk_sequences):
+    """Change how the fused loops cut a batch; returns the previous pair. For
+    bench/bench_threads.py, which measures what chunking costs on one thread:
+    results change with the chunking (summation order), so nothing else calls it."""
+    global FUSED_SPLIT_MIN_BATCH, FUSED_CHUNK_SEQUENCES
+    if split_min_batch < 1 or chunk_sequences < 1:
+        raise ValueError("split_min_batch and chunk_sequences must be positive")
+    previous = (FUSED_SPLIT_MIN_BATCH, FUSED_CHUNK_SEQUENCES)
+    FUSED_SPLIT_MIN_BATCH, FUSED_CHUNK_SEQUENCES = split_min_batch, chunk_sequences
+    return previous
+
+
+def set_thread_request(int process, int this_thread):
+    """Threads requested for this process and for the calling thread (0: no
+    request, -1: unchanged). ``elman._threading`` sets these; see elman_max_threads
+    in _kernels.h."""
+    if process >= 0:
+        elman_set_process_request(process)
+    if this_thread >= 0:
+        elman_set_thread_local_request(this_thread)
+
+
+def max_threads():
+    """The number of threads a loop of this module may use now, from this thread."""
+    return elman_max_threads()
+
+
+cdef inline int _threads_for(Py_ssize_t items, Py_ssize_t elements) noexcept nogil:
+    """Threads for a loop over ``items`` independent items with ``elements``
+    elements of work in all: at most one per item and per PARALLEL_MIN_ELEMENTS."""
+    cdef int threads = elman_max_threads()
+    if threads <= 1:
+        return 1
+    if threads > items:
+        threads = <int>items
+    if threads > elements // PARALLEL_MIN_ELEMENTS:
+        threads = <int>(elements // PARALLEL_MIN_ELEMENTS)
+    return threads if threads > 1 else 1
+
 
 cdef inline void _step_forward_row(const floating* a, const floating* p, Py_ssize_t n,
                                    int activation, floating* out) noexcept nogil:
@@ -686,42 +901,83 @@ cdef inline void _step_forward_row(const floating* a, const floating* p, Py_ssiz
     _activate_inplace(out, n, activation)
 
 
+cdef void _step_forward(const floating* a, const floating* p, floating* o,
+                        Py_ssize_t rows, Py_ssize_t cols, int activation) noexcept nogil:
+    """The elementwise forward step of (rows, cols) blocks, split by rows over
+    threads where it pays (elementwise: any split gives the same elements)."""
+    cdef int threads = _threads_for(rows, rows * cols)
+    if threads > 1:
+        _parallel_step_forward(a, p, o, rows, cols, activation, threads)
+    else:
+        _step_forward_row(a, p, rows * cols, activation, o)
+
+
+cdef void _parallel_step_forward(const floating* a, const floating* p, floating* o,
+                                 Py_ssize_t rows, Py_ssize_t cols, int activation,
+                                 int threads) noexcept nogil:
+    cdef Py_ssize_t r, start, stop
+    for r in prange(threads, num_threads=threads, schedule="static"):
+        start = r * rows // threads * cols
+        stop = (r + 1) * rows // threads * cols
+        _step_forward_row(a + start, p + start, stop - start, activation, o + start)
+
+
+cdef void _step_backward(const floating* dh, const floating* c, const floating* h,
+                         floating* o, Py_ssize_t rows, Py_ssize_t cols,
+                         int activation) noexcept nogil:
+    """The elementwise backward step of (rows, cols) blocks, split as _step_forward
+    (the rows are contiguous: a run of whole rows is one row)."""
+    cdef int threads = _threads_for(rows, rows * cols)
+    if threads > 1:
+        _parallel_step_backward(dh, c, h, o, rows, cols, activation, threads)
+    else:
+        _activation_backward_row(dh, c, h, activation, rows * cols, o)
+
+
+cdef void _parallel_step_backward(const floating* dh, const floating* c,
+                                  const floating* h, floating* o, Py_ssize_t rows,
+                                  Py_ssize_t cols, int activation,
+                                  int threads) noexcept nogil:
+    cdef Py_ssize_t r, start, stop
+    for r in prange(threads, num_threads=threads, schedule="static"):
+        start = r * rows // threads * cols
+        stop = (r + 1) * rows // threads * cols
+        _activation_backward_row(dh + start, c + start, h + start, activation,
+                                 stop - start, o + start)
+
+
 def tanh_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
                       floating[:, ::1] out):
-    cdef Py_ssize_t n = A.shape[0] * A.shape[1]
-    if n == 0:
+    if A.shape[0] * A.shape[1] == 0:
         return
-    with nogil:  # the rows are contiguous: one row of n elements
-        _step_forward_row(&A[0, 0], &P_t[0, 0], n, TANH, &out[0, 0])
+    with nogil:
+        _step_forward(&A[0, 0], &P_t[0, 0], &out[0, 0], A.shape[0], A.shape[1], TANH)
 
 
 def tanh_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
                        const floating[:, ::1] h_t, floating[:, ::1] out):
-    cdef Py_ssize_t n = dH_t.shape[0] * dH_t.shape[1]
-    if n == 0:
+    if dH_t.shape[0] * dH_t.shape[1] == 0:
         return
-    with nogil:  # the rows are contiguous: one row of n elements
-        _activation_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], TANH, n,
-                                 &out[0, 0])
+    with nogil:
+        _step_backward(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], &out[0, 0],
+                       dH_t.shape[0], dH_t.shape[1], TANH)
 
 
 def relu_step_forward(const floating[:, ::1] A, const floating[:, ::1] P_t,
                       floating[:, ::1] out):
-    cdef Py_ssize_t n = A.shape[0] * A.shape[1]
-    if n == 0:
+    if A.shape[0] * A.shape[1] == 0:
         return
     with nogil:
-        _step_forward_row(&A[0, 0], &P_t[0, 0], n, RELU, &out[0, 0])
+        _step_forward(&A[0, 0], &P_t[0, 0], &out[0, 0], A.shape[0], A.shape[1], RELU)
 
 
 def relu_step_backward(const floating[:, ::1] dH_t, const floating[:, ::1] carry,
                        const floating[:, ::1] h_t, floating[:, ::1] out):
-    cdef Py_ssize_t n = dH_t.shape[0] * dH_t.shape[1]
-    if n == 0:
+    if dH_t.shape[0] * dH_t.shape[1] == 0:
         return
     with nogil:
-        _activation_backward_row(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], RELU, n,
-                                 &out[0, 0])
+        _step_backward(&dH_t[0, 0], &carry[0, 0], &h_t[0, 0], &out[0, 0],
+                       dH_t.shape[0], dH_t.shape[1], RELU)
 
 
 def recurrence_forward(int activation, const floating[:, :, ::1] P,
@@ -729,24 +985,51 @@ def recurrence_forward(int activation, const floating[:, :, ::1] P,
                        const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
                        floating[:, :, ::1] Hs):
     cdef Py_ssize_t T = P.shape[0], B = P.shape[1], H = P.shape[2]
-    cdef Py_ssize_t b, t
-    cdef floating* a
-    cdef const floating* h_prev
+    cdef Py_ssize_t b
+    cdef int threads
     if B == 0 or T == 0 or H == 0:
         return
-    with nogil:
-        for b in range(B):
-            h_prev = &h0[b, 0]
-            for t in range(T):
-                a = &Hs[t, b, 0]
-                if t >= lengths[b]:
-                    memcpy(a, h_prev, H * sizeof(floating))
-                    continue
-                if a != &P[t, b, 0]:  # P and Hs may be one buffer (in place)
-                    memcpy(a, &P[t, b, 0], H * sizeof(floating))
-                _gemv(H, H, &Whh[0, 0], H, h_prev, a)
-                _activate_inplace(a, H, activation)
-                h_prev = a
+    threads = _threads_for(B, T * B * H * H)
+    with nogil:  # the sequences are independent: any split gives the same states
+        if threads > 1:
+            _parallel_recurrence_forward(&P[0, 0, 0], &Whh[0, 0], &h0[0, 0], &lengths[0],
+                                         T, B, H, &Hs[0, 0, 0], activation, threads)
+        else:
+            for b in range(B):
+                _recurrence_forward_sequence(&P[0, 0, 0], &Whh[0, 0], &h0[0, 0],
+                                             lengths[b], T, B, H, b, &Hs[0, 0, 0],
+                                             activation)
+
+
+cdef void _parallel_recurrence_forward(const floating* P, const floating* Whh,
+                                       const floating* h0, const Py_ssize_t* lengths,
+                                       Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                                       floating* Hs, int activation,
+                                       int threads) noexcept nogil:
+    cdef Py_ssize_t b
+    for b in prange(B, num_threads=threads, schedule="static"):
+        _recurrence_forward_sequence(P, Whh, h0, lengths[b], T, B, H, b, Hs, activation)
+
+
+cdef void _recurrence_forward_sequence(const floating* P, const floating* Whh,
+                                       const floating* h0, Py_ssize_t length,
+                                       Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                                       Py_ssize_t b, floating* Hs,
+                                       int activation) noexcept nogil:
+    """recurrence_forward of sequence b; P and Hs (T, B, H), h0 (B, H)."""
+    cdef Py_ssize_t t
+    cdef floating* a
+    cdef const floating* h_prev = h0 + b * H
+    for t in range(T):
+        a = Hs + (t * B + b) * H
+        if t >= length:
+            memcpy(a, h_prev, H * sizeof(floating))
+            continue
+        if a != P + (t * B + b) * H:  # P and Hs may be one buffer (in place)
+            memcpy(a, P + (t * B + b) * H, H * sizeof(floating))
+        _gemv(H, H, Whh, H, h_prev, a)
+        _activate_inplace(a, H, activation)
+        h_prev = a
 
 
 def recurrence_backward(int activation, const floating[:, :, ::1] dH,
@@ -755,24 +1038,53 @@ def recurrence_backward(int activation, const floating[:, :, ::1] dH,
                         Py_ssize_t start, floating[:, ::1] carry,
                         floating[:, :, ::1] dA):
     cdef Py_ssize_t K = dH.shape[0], B = dH.shape[1], H = dH.shape[2]
-    cdef Py_ssize_t b, i, t
-    cdef floating* c
+    cdef Py_ssize_t b
+    cdef int threads
     if B == 0 or K == 0 or H == 0:
         return
-    with nogil:
-        for b in range(B):
-            c = &carry[b, 0]
-            for i in range(K - 1, -1, -1):
-                t = start + i
-                if t < lengths[b]:
-                    _activation_backward_row(&dH[i, b, 0], c, &Hs[i, b, 0], activation,
-                                             H, &dA[i, b, 0])
-                else:
-                    memset(&dA[i, b, 0], 0, H * sizeof(floating))
-                if t > 0:
-                    memset(c, 0, H * sizeof(floating))
-                    if t < lengths[b]:
-                        _add_rows(H, H, &dA[i, b, 0], 1, &Whh[0, 0], H, c)
+    threads = _threads_for(B, K * B * H * H)
+    with nogil:  # the sequences are independent: any split gives the same result
+        if threads > 1:
+            _parallel_recurrence_backward(&dH[0, 0, 0], &Hs[0, 0, 0], &Whh[0, 0],
+                                          &lengths[0], start, K, B, H, &carry[0, 0],
+                                          &dA[0, 0, 0], activation, threads)
+        else:
+            for b in range(B):
+                _recurrence_backward_sequence(&dH[0, 0, 0], &Hs[0, 0, 0], &Whh[0, 0],
+                                              lengths[b], start, K, B, H, b,
+                                              &carry[0, 0], &dA[0, 0, 0], activation)
+
+
+cdef void _parallel_recurrence_backward(const floating* dH, const floating* Hs,
+                                        const floating* Whh, const Py_ssize_t* lengths,
+                                        Py_ssize_t start, Py_ssize_t K, Py_ssize_t B,
+                                        Py_ssize_t H, floating* carry, floating* dA,
+                                        int activation, int threads) noexcept nogil:
+    cdef Py_ssize_t b
+    for b in prange(B, num_threads=threads, schedule="static"):
+        _recurrence_backward_sequence(dH, Hs, Whh, lengths[b], start, K, B, H, b, carry,
+                                      dA, activation)
+
+
+cdef void _recurrence_backward_sequence(const floating* dH, const floating* Hs,
+                                        const floating* Whh, Py_ssize_t length,
+                                        Py_ssize_t start, Py_ssize_t K, Py_ssize_t B,
+                                        Py_ssize_t H, Py_ssize_t b, floating* carry,
+                                        floating* dA, int activation) noexcept nogil:
+    """recurrence_backward of sequence b; dH, Hs and dA (K, B, H), carry (B, H)."""
+    cdef Py_ssize_t i, t, row
+    cdef floating* c = carry + b * H
+    for i in range(K - 1, -1, -1):
+        t = start + i
+        row = (i * B + b) * H
+        if t < length:
+            _activation_backward_row(dH + row, c, Hs + row, activation, H, dA + row)
+        else:
+            memset(dA + row, 0, H * sizeof(floating))
+        if t > 0:
+            memset(c, 0, H * sizeof(floating))
+            if t < length:
+                _add_rows(H, H, dA + row, 1, Whh, H, c)
 
 
 def forward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
@@ -791,7 +1103,8 @@ def forward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
     with nogil:
         if kind == FLOAT64:
             status = _forward[double](<const double*>p_theta, I, H, O, L, activation,
-                                      many_to_many, B, T, <const double*>x.data, <const double*>p_h0,
+                                      many_to_many, B, T, <const double*>x.data,
+                                      <const double*>p_h0,
                                       <const Py_ssize_t*>p_lengths, <double*>p_y,
                                       <double*>p_h)
         else:
@@ -810,56 +1123,88 @@ cdef int _forward(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t 
                   floating* Y_out, floating* h_last) noexcept nogil:
     """The body of ``forward``, on raw data; -1 when out of memory."""
     cdef Py_ssize_t n_transposes = _transposes_size(I, H, L)
-    cdef Py_ssize_t y_rows = T if many_to_many else 1
+    cdef Py_ssize_t y_row = T * O if many_to_many else O
     cdef floating* work
     cdef floating* transposes
-    cdef floating* current
-    cdef floating* previous
+    cdef floating* buffers
+    cdef Py_ssize_t b
+    # Each sequence is independent: any split over threads gives the same outputs.
+    # Every thread has its own pair of (T, H) state buffers.
+    cdef int threads = _threads_for(B, B * T * H * (H + I) * L)
+    work = <floating*>malloc((n_transposes + threads * 2 * T * H + 1) * sizeof(floating))
+    if work == NULL:
+        return -1
+    transposes = work
+    buffers = transposes + n_transposes
+    _make_transposes(theta, I, H, L, transposes)
+    if threads > 1:
+        _parallel_forward(theta, transposes, I, H, O, L, activation, many_to_many, B, T,
+                          lengths, X, h0, Y_out, y_row, h_last, buffers, threads)
+    else:
+        for b in range(B):
+            _forward_sequence(theta, transposes, I, H, O, L, activation, many_to_many, B,
+                              T, lengths[b], X + b * T * I, h0 + b * H, Y_out + b * y_row,
+                              h_last + b * H, buffers)
+    free(work)
+    return 0
+
+
+cdef void _parallel_forward(const floating* theta, const floating* transposes,
+                            Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                            int activation, bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                            const Py_ssize_t* lengths, const floating* X,
+                            const floating* h0, floating* Y_out, Py_ssize_t y_row,
+                            floating* h_last, floating* buffers,
+                            int threads) noexcept nogil:
+    """forward's loop over sequences on ``threads`` threads, each with its own
+    2 T H elements of ``buffers``."""
+    cdef Py_ssize_t b
+    for b in prange(B, num_threads=threads, schedule="static"):
+        _forward_sequence(theta, transposes, I, H, O, L, activation, many_to_many, B, T,
+                          lengths[b],
+                          X + b * T * I, h0 + b * H, Y_out + b * y_row, h_last + b * H,
+                          buffers + threadid() * 2 * T * H)
+
+
+cdef void _forward_sequence(const floating* theta, const floating* transposes,
+                            Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                            int activation, bint many_to_many, Py_ssize_t B, Py_ssize_t T,
+                            Py_ssize_t steps, const floating* inputs,
+                            const floating* h0, floating* y_out, floating* h_last,
+                            floating* buffers) noexcept nogil:
+    """forward of one sequence: inputs (T, I), its outputs y_out (T or 1, O); its
+    initial and last states at h0 / h_last + layer * B * H; ``buffers`` holds
+    2 T H elements."""
+    cdef floating* current = buffers
+    cdef floating* previous = buffers + T * H
     cdef floating* swap
-    cdef floating* y
-    cdef const floating* WxhT
+    cdef const floating* WxhT = transposes
     cdef const floating* Whh
     cdef const floating* bh
     cdef const floating* Why = theta + _layer_offset(L, I, H)
     cdef const floating* by = Why + O * H
-    cdef const floating* inputs
-    cdef Py_ssize_t b, t, layer, fan_in, base, steps
-    work = <floating*>malloc((n_transposes + 2 * T * H + 1) * sizeof(floating))
-    if work == NULL:
-        return -1
-    transposes = work
-    current = work + n_transposes
-    previous = current + T * H
-    _make_transposes(theta, I, H, L, transposes)
-    for b in range(B):
-        steps = lengths[b]
-        inputs = X + b * T * I
-        WxhT = transposes
-        for layer in range(L):
-            fan_in = _fan_in(layer, I, H)
-            base = _layer_offset(layer, I, H)
-            Whh = theta + base + H * fan_in
-            bh = Whh + H * H
-            _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs,
-                           h0 + (layer * B + b) * H, current, activation)
-            memcpy(h_last + (layer * B + b) * H, current + (steps - 1) * H,
-                   H * sizeof(floating))
-            WxhT += H * fan_in
-            inputs = current
-            swap = previous
-            previous = current
-            current = swap
-        # ``previous`` now holds the top layer's states.
-        y = Y_out + b * y_rows * O
-        if many_to_many:
-            for t in range(steps):
-                _head(Why, by, O, H, previous + t * H, y + t * O)
-            if steps < T:
-                memset(y + steps * O, 0, (T - steps) * O * sizeof(floating))
-        else:
-            _head(Why, by, O, H, previous + (steps - 1) * H, y)
-    free(work)
-    return 0
+    cdef Py_ssize_t t, layer, fan_in, base
+    for layer in range(L):
+        fan_in = _fan_in(layer, I, H)
+        base = _layer_offset(layer, I, H)
+        Whh = theta + base + H * fan_in
+        bh = Whh + H * H
+        _layer_forward(WxhT, Whh, bh, fan_in, H, steps, inputs, h0 + layer * B * H,
+                       current, activation)
+        memcpy(h_last + layer * B * H, current + (steps - 1) * H, H * sizeof(floating))
+        WxhT += H * fan_in
+        inputs = current
+        swap = previous
+        previous = current
+        current = swap
+    # ``previous`` now holds the top layer's states.
+    if many_to_many:
+        for t in range(steps):
+            _head(Why, by, O, H, previous + t * H, y_out + t * O)
+        if steps < T:
+            memset(y_out + steps * O, 0, (T - steps) * O * sizeof(floating))
+    else:
+        _head(Why, by, O, H, previous + (steps - 1) * H, y_out)
 
 
 def loss_and_grad(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
@@ -1029,46 +1374,94 @@ def forecast(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
              floating[:, :, ::1] Y_out, floating[:, :, ::1] h_last):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1], S = Y_out.shape[1]
     cdef Py_ssize_t n_transposes = _transposes_size(I, H, L)
+    cdef Py_ssize_t per_thread = L * H + I + H
     cdef floating* work
     cdef floating* transposes
-    cdef floating* state
-    cdef floating* x
-    cdef floating* scratch
-    cdef floating* h
-    cdef const floating* Why = &theta[0] + _layer_offset(L, I, H)
-    cdef const floating* by = Why + O * H
-    cdef Py_ssize_t b, t, s, o, layer
+    cdef floating* buffers
+    cdef const floating* history
+    cdef const floating* inputs
+    cdef Py_ssize_t b, F = future.shape[1]
+    cdef int threads
     if B == 0 or S == 0:
         return
-    # state: the L current hidden vectors; x: the next input.
-    work = <floating*>malloc((n_transposes + L * H + I + H + 1) * sizeof(floating))
+    # Addresses taken only of what exists (the debug build checks every index).
+    history = &X[0, 0, 0] if T > 0 and I > 0 else NULL
+    inputs = &future[0, 0, 0] if F > 0 and I > 0 else NULL
+    # Each sequence is independent: any split over threads gives the same forecasts.
+    # Every thread has its own state (L, H), next input (I,) and scratch (H,).
+    threads = _threads_for(B, B * (T + S) * H * (H + I) * L)
+    work = <floating*>malloc((n_transposes + threads * per_thread + 1) * sizeof(floating))
     if work == NULL:
         raise MemoryError()
     transposes = work
-    state = transposes + n_transposes
-    x = state + L * H
-    scratch = x + I
+    buffers = transposes + n_transposes
     with nogil:
         _make_transposes(&theta[0], I, H, L, transposes)
-        for b in range(B):
-            for layer in range(L):
-                memcpy(state + layer * H, &h0[layer, b, 0], H * sizeof(floating))
-            for t in range(T):
-                _step_all_layers(&theta[0], transposes, I, H, L, activation,
-                                 &X[b, t, 0], state, scratch)
-            h = state + (L - 1) * H
-            _head(Why, by, O, H, h, &Y_out[b, 0, 0])
-            for s in range(1, S):
-                memcpy(x, &future[b, s - 1, 0], I * sizeof(floating))
-                for o in range(O):
-                    if feedback[o] >= 0:
-                        x[feedback[o]] = Y_out[b, s - 1, o]
-                _step_all_layers(&theta[0], transposes, I, H, L, activation, x, state,
-                                 scratch)
-                _head(Why, by, O, H, h, &Y_out[b, s, 0])
-            for layer in range(L):
-                memcpy(&h_last[layer, b, 0], state + layer * H, H * sizeof(floating))
+        if threads > 1:
+            _parallel_forecast(&theta[0], transposes, I, H, O, L, activation, B, T, S, F,
+                               history,
+                               &h0[0, 0, 0], &feedback[0], inputs, &Y_out[0, 0, 0],
+                               &h_last[0, 0, 0], buffers, per_thread, threads)
+        else:
+            for b in range(B):
+                _forecast_sequence(&theta[0], transposes, I, H, O, L, activation, B, T,
+                                   S, history + b * T * I, &h0[0, 0, 0] + b * H,
+                                   &feedback[0], inputs + b * F * I,
+                                   &Y_out[0, 0, 0] + b * S * O, &h_last[0, 0, 0] + b * H,
+                                   buffers)
     free(work)
+
+
+cdef void _parallel_forecast(const floating* theta, const floating* transposes,
+                             Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                             int activation, Py_ssize_t B, Py_ssize_t T, Py_ssize_t S,
+                             Py_ssize_t F,
+                             const floating* history, const floating* h0,
+                             const Py_ssize_t* feedback, const floating* inputs,
+                             floating* Y_out, floating* h_last, floating* buffers,
+                             Py_ssize_t per_thread, int threads) noexcept nogil:
+    """forecast's loop over sequences on ``threads`` threads, each with its own
+    ``per_thread`` elements of ``buffers``."""
+    cdef Py_ssize_t b
+    for b in prange(B, num_threads=threads, schedule="static"):
+        _forecast_sequence(theta, transposes, I, H, O, L, activation, B, T, S,
+                           history + b * T * I,
+                           h0 + b * H, feedback, inputs + b * F * I, Y_out + b * S * O,
+                           h_last + b * H, buffers + threadid() * per_thread)
+
+
+cdef void _forecast_sequence(const floating* theta, const floating* transposes,
+                             Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+                             int activation, Py_ssize_t B, Py_ssize_t T, Py_ssize_t S,
+                             const floating* X, const floating* h0,
+                             const Py_ssize_t* feedback, const floating* future,
+                             floating* Y_out, floating* h_last,
+                             floating* buffers) noexcept nogil:
+    """forecast of one sequence: X (T, I), future (S - 1 or more, I), Y_out (S, O);
+    its initial and last states at h0 / h_last + layer * B * H; ``buffers`` holds
+    L H + I + H elements."""
+    cdef floating* state = buffers            # the L current hidden vectors
+    cdef floating* x = state + L * H          # the next input
+    cdef floating* scratch = x + I
+    cdef floating* h = state + (L - 1) * H
+    cdef const floating* Why = theta + _layer_offset(L, I, H)
+    cdef const floating* by = Why + O * H
+    cdef Py_ssize_t t, s, o, layer
+    for layer in range(L):
+        memcpy(state + layer * H, h0 + layer * B * H, H * sizeof(floating))
+    for t in range(T):
+        _step_all_layers(theta, transposes, I, H, L, activation, X + t * I, state,
+                         scratch)
+    _head(Why, by, O, H, h, Y_out)
+    for s in range(1, S):
+        memcpy(x, future + (s - 1) * I, I * sizeof(floating))
+        for o in range(O):
+            if feedback[o] >= 0:
+                x[feedback[o]] = Y_out[(s - 1) * O + o]
+        _step_all_layers(theta, transposes, I, H, L, activation, x, state, scratch)
+        _head(Why, by, O, H, h, Y_out + s * O)
+    for layer in range(L):
+        memcpy(h_last + layer * B * H, state + layer * H, H * sizeof(floating))
 
 
 cdef void _step_all_layers(const floating* theta, const floating* transposes,

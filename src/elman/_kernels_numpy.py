@@ -91,6 +91,15 @@ forecast(theta, I, H, O, L, activation, X, h0, feedback, future, Y_out, h_last)
     after the last history step. For s >= 1 the input is future[:, s - 1] (B, S-1, I)
     with column feedback[o] replaced by Y_out[:, s - 1, o] wherever feedback[o] >= 0.
     Writes Y_out (B, S, O) and h_last (L, B, H), the state after the last step.
+set_thread_request(process, this_thread)
+    How many threads the loops may use: ``process`` for the whole process,
+    ``this_thread`` for the calling thread only (which wins when set); 0 withdraws
+    a request, -1 leaves it as it is. ``elman._threading`` calls it. Results never
+    depend on it.
+max_threads() -> int
+    The number of threads the loops may use now, from the calling thread. The
+    twin's elementwise work runs on the calling thread: 1 (its BLAS products use
+    the BLAS library's threads).
 
 ``KERNEL_FUNCTIONS`` names them all; both modules must export every one
 (tests/test_kernel_contract.py checks it).
@@ -107,7 +116,11 @@ from elman import _gemm_path
 KERNEL_FUNCTIONS = ("tanh_step_forward", "tanh_step_backward", "relu_step_forward",
                     "relu_step_backward", "recurrence_forward", "recurrence_backward",
                     "forward", "loss_and_grad", "backward", "train_steps", "forecast",
-                    "step")
+                    "step", "set_thread_request", "max_threads")
+
+# Whether the loops can run on several threads (the compiled module: when it was
+# built with OpenMP).
+OPENMP = False
 
 
 def tanh_step_forward(A, P_t, out):
@@ -192,3 +205,11 @@ def train_steps(theta, I, H, O, L, activation, many_to_many, loss, X, Y, lengths
 def forecast(theta, I, H, O, L, activation, X, h0, feedback, future, Y_out, h_last):
     _gemm_path.forecast(_recurrences, theta, I, H, O, L, activation, X, h0, feedback,
                         future, Y_out, h_last)
+
+
+def set_thread_request(process, this_thread):
+    """Accepted for the contract; the twin's own loops run on the calling thread."""
+
+
+def max_threads():
+    return 1

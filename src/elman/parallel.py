@@ -15,9 +15,11 @@ the number of workers, and the same as with ``n_jobs=1``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import os
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from typing import Any, Iterable, Iterator, Sequence, cast
 
 import numpy as np
 
-from elman import _backend
+from elman import _backend, _threading
 from elman._losses import LOSSES
 from elman._validation import check_int
 from elman.rnn import RNN
@@ -267,8 +269,13 @@ def _fit_task(index, task, settings, seeds, backend, template):
     """Train one model; runs in a worker. Never raises an Exception: failures are data."""
     model_seed, fit_seed = seeds
     kernels = backend
+    # A task on a worker thread trains its model on that thread alone: the workers
+    # already share the cores, and each model's own threads would oversubscribe them.
+    on_worker_thread = threading.current_thread() is not threading.main_thread()
+    threads = (_threading.single_threaded_here() if on_worker_thread
+               else contextlib.nullcontext())
     try:
-        with _backend.use_backend(backend):
+        with _backend.use_backend(backend), threads:
             isa = getattr(_backend.get_kernels(), "INSTRUCTION_SET", None)
             kernels = backend if isa is None else f"{backend}/{isa}"
             X, Y = _windows(task, settings)
