@@ -38,6 +38,8 @@ COMPILED = ["*.so", "*.pyd", "*.dylib", "*.dll"]
 DATASET = "src/elman/datasets/*.csv.gz"
 # Hand-written C headers the .pyx include: sources, in the sdist (never in a wheel).
 KERNEL_HEADERS = "src/elman/*.h"
+# Hand-written C of the benchmarks (bench_tanh.py compiles it): sources too.
+BENCH_C = ["bench/*.c", "bench/*.h"]
 
 
 def matches(path, patterns):
@@ -101,7 +103,7 @@ def check_sdist(path, root, problems):
         "tests/*", "bench/*",
     ]
     for f in files:
-        if matches(f, GENERATED + COMPILED) and not matches(f, [KERNEL_HEADERS]):
+        if matches(f, GENERATED + COMPILED) and not matches(f, [KERNEL_HEADERS, *BENCH_C]):
             problems.append(f"sdist: generated or built file {f}")
         elif not matches(f, allowed):
             problems.append(f"sdist: unexpected file {f}")
@@ -117,7 +119,8 @@ def check_sdist(path, root, problems):
             if f.split("/", 1)[0] in ("src", "tests", "bench")
             or f in ("setup.py", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in")
         ]
-        wanted = [f for f in wanted if not matches(f, GENERATED + COMPILED)]
+        wanted = [f for f in wanted
+                  if not matches(f, GENERATED + COMPILED) or matches(f, BENCH_C)]
         have = set(files)
         lacking = [f for f in wanted if f not in have]
         for f in lacking:
