@@ -143,14 +143,14 @@ def _kernel_loss_and_grad(loss_and_grad, model, X, Y, h0, lengths):
     return loss, grad
 
 
-def _kernel_backward(backward, model, X, dY, h0, lengths):
+def _kernel_backward(backward, model, X, dY, h0, lengths, dh_last):
     dY3 = dY if model.return_sequences else np.ascontiguousarray(dY[:, None, :])
     grad = np.full(model.n_params, np.nan, dtype=model.dtype)
     dX = np.full(X.shape, np.nan, dtype=model.dtype)
     dh0 = np.full(h0.shape, np.nan, dtype=model.dtype)
     backward(model.parameters, model.input_size, model.hidden_size, model.output_size,
              model.num_layers, model._activation, model.return_sequences, X, h0, lengths,
-             dY3, grad, dX, dh0)
+             dY3, grad, dX, dh0, dh_last)
     return grad, dX, dh0
 
 
@@ -180,7 +180,10 @@ def test_fused_and_gemm_routes_match_twin(case, compiled_kernels, twin_kernels, 
     # dY, NaN at padded steps (ignored there), as a gradient reaching the outputs.
     dY = np.random.default_rng(case.seed + 1).normal(size=Y.shape).astype(dtype)
     dY[np.isnan(Y)] = np.nan
-    expected_backward = _kernel_backward(twin_kernels.backward, model, X, dY, h0, lengths)
+    # dh_last, the gradient reaching the last states.
+    dh_last = np.random.default_rng(case.seed + 2).normal(size=h0.shape).astype(dtype)
+    expected_backward = _kernel_backward(twin_kernels.backward, model, X, dY, h0, lengths,
+                                         dh_last)
     for array in expected_backward:
         assert np.isfinite(array).all()
 
@@ -199,7 +202,7 @@ def test_fused_and_gemm_routes_match_twin(case, compiled_kernels, twin_kernels, 
         for name, view in model._views(grad).items():
             assert_close(view, model._views(expected_grad)[name], dtype,
                          what=f"{route} gradient {name}")
-        grad, dX, dh0 = _kernel_backward(backward, model, X, dY, h0, lengths)
+        grad, dX, dh0 = _kernel_backward(backward, model, X, dY, h0, lengths, dh_last)
         assert_close(grad, expected_backward[0], dtype, what=f"{route} backward gradient")
         assert_close(dX, expected_backward[1], dtype, what=f"{route} backward dX")
         assert_close(dh0, expected_backward[2], dtype, what=f"{route} backward dh0")

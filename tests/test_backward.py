@@ -9,6 +9,11 @@ and two layers, many-to-many and many-to-one, padded and whole batches; float32
 against float64; ``loss_and_grad`` against ``backward`` of the loss's dY; the
 README's two-model chain against finite differences of the chained loss; and the
 argument checks.
+
+With ``dh_last``, the gradient reaching the final states, f gains
+sum(h_last * dh_last): checked the same way, and by carrying the gradient backwards
+across consecutive chunks of one sequence, which must give the whole sequence's
+gradients.
 """
 
 import numpy as np
@@ -160,16 +165,18 @@ def test_unbatched_backward(nonlinearity, backend):
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("many_to_many", [True, False], ids=["m2m", "m2o"])
-def test_float32_backward_matches_float64(nonlinearity, many_to_many, forced_route,
-                                          assert_close):
+@pytest.mark.parametrize("with_dh_last", [False, True], ids=["plain", "dh_last"])
+def test_float32_backward_matches_float64(nonlinearity, many_to_many, with_dh_last,
+                                          forced_route, assert_close):
     model, X, h0, lengths, dY = make_problem(21, batch=4, layers=2, ragged=True,
                                              many_to_many=many_to_many,
                                              nonlinearity=nonlinearity)
     single = elman.RNN(2, 4, 2, num_layers=2, return_sequences=many_to_many,
                        nonlinearity=nonlinearity, dtype="float32")
     single.set_weights(model.get_weights())
-    exact = model.backward(X, dY, h0, lengths=lengths)
-    rounded = single.backward(X, dY, h0, lengths=lengths)
+    dh_last = np.random.default_rng(1).normal(size=h0.shape) if with_dh_last else None
+    exact = model.backward(X, dY, h0, lengths=lengths, dh_last=dh_last)
+    rounded = single.backward(X, dY, h0, lengths=lengths, dh_last=dh_last)
     assert rounded[1].dtype == rounded[2].dtype == np.float32
     for name in exact[0]:
         assert rounded[0][name].dtype == np.float32
@@ -294,3 +301,135 @@ def test_bad_inputs_are_checked_as_forward_checks_them(backend):
     many_to_one = elman.RNN(2, 4, 2, return_sequences=False)
     with pytest.raises(ValueError, match=r"\(3, 2\) for this model \(return_sequences=False"):
         many_to_one.backward(X, dY)
+
+
+# ------------------------------------------------------------------- dh_last
+def projected_output_and_state(model, X, h0, lengths, dY, dh_last):
+    """f = sum(forward(X, h0) * dY) over the valid outputs + sum(h_last * dh_last)."""
+    Y, h_last = model.forward(X, h0, lengths=lengths, return_state=True)
+    Y, h_last = Y.astype(np.float64), h_last.astype(np.float64)
+    return (float(np.sum(np.where(np.isnan(dY), 0.0, Y * np.nan_to_num(dY))))
+            + float(np.sum(h_last * dh_last)))
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("many_to_many", [True, False], ids=["m2m", "m2o"])
+@pytest.mark.parametrize("ragged", [False, True], ids=["whole", "padded"])
+def test_backward_with_dh_last_matches_finite_differences(nonlinearity, layers,
+                                                         many_to_many, ragged,
+                                                         forced_route, assert_route):
+    model, X, h0, lengths, dY = make_problem(
+        100 + layers * 10 + 2 * many_to_many + ragged, layers=layers,
+        many_to_many=many_to_many, ragged=ragged, nonlinearity=nonlinearity)
+    assert_route(forced_route, X.shape[0], model.hidden_size)
+    dh_last = np.random.default_rng(layers).normal(size=h0.shape)
+    grads, dX, dh0 = model.backward(X, dY, h0, lengths=lengths, dh_last=dh_last)
+    assert dX.shape == X.shape and dh0.shape == h0.shape
+
+    def f():
+        return projected_output_and_state(model, X, h0, lengths, dY, dh_last)
+
+    assert_matches_differences("dX", dX, differences(f, X))
+    assert_matches_differences("dh0", dh0, differences(f, h0))
+    check_weight_gradients(model, grads, f)
+    # dh_last counts: without it the gradients differ.
+    without = model.backward(X, dY, h0, lengths=lengths)
+    assert np.max(np.abs(without[2] - dh0)) > 1e-3
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("many_to_many", [True, False], ids=["m2m", "m2o"])
+def test_gradients_carried_across_chunks_equal_the_whole_sequences(
+        nonlinearity, layers, many_to_many, forced_route, assert_route, assert_close):
+    """Chunks of one sequence run one after another, each from the state the one
+    before hands on; backward from the last chunk to the first, each passing its dh0
+    on as the dh_last of the chunk before, gives the whole sequence's gradients."""
+    model, X, h0, _, _ = make_problem(130 + layers, steps=8, layers=layers,
+                                      many_to_many=many_to_many, nonlinearity=nonlinearity)
+    assert_route(forced_route, X.shape[0], model.hidden_size)
+    rng = np.random.default_rng(7)
+    Y = model.forward(X, h0)
+    dY = rng.normal(size=Y.shape)
+    whole = model.backward(X, dY, h0)
+    cuts = [(0, 3), (3, 5), (5, 8)]
+    starts = [h0]
+    for start, stop in cuts[:-1]:
+        starts.append(model.forward(X[:, start:stop], starts[-1], return_state=True)[1])
+    dh_last = None
+    grads = {name: np.zeros_like(g) for name, g in whole[0].items()}
+    dX = np.empty_like(X)
+    for (start, stop), h_start in zip(cuts[::-1], starts[::-1]):
+        if many_to_many:
+            dY_chunk = dY[:, start:stop]
+        else:  # only the last chunk's output is the model's output
+            dY_chunk = dY if stop == X.shape[1] else np.zeros_like(dY)
+        g, dX[:, start:stop], dh_last = model.backward(X[:, start:stop], dY_chunk, h_start,
+                                                       dh_last=dh_last)
+        for name in grads:
+            grads[name] += g[name]
+    for name in grads:
+        assert_close(grads[name], whole[0][name], what=name)
+    assert_close(dX, whole[1], what="dX")
+    assert_close(dh_last, whole[2], what="dh0")
+    assert np.any(whole[1][:, 0]) and np.any(whole[2])
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_dh_last_none_is_zeros_and_adds_linearly(nonlinearity, forced_route, assert_close):
+    """dh_last=None equals zeros; and backward is linear in (dY, dh_last) together:
+    backward(dY, dh_last) = backward(dY) + backward(0, dh_last)."""
+    model, X, h0, lengths, dY = make_problem(151, layers=2, ragged=True,
+                                             nonlinearity=nonlinearity)
+    dh_last = np.random.default_rng(2).normal(size=h0.shape)
+    none = model.backward(X, dY, h0, lengths=lengths)
+    zeros = model.backward(X, dY, h0, lengths=lengths, dh_last=np.zeros_like(h0))
+    both = model.backward(X, dY, h0, lengths=lengths, dh_last=dh_last)
+    alone = model.backward(X, np.where(np.isnan(dY), np.nan, 0.0), h0, lengths=lengths,
+                           dh_last=dh_last)
+    for name in none[0]:
+        np.testing.assert_array_equal(zeros[0][name], none[0][name])
+        assert_close(both[0][name], none[0][name] + alone[0][name], what=name)
+    for i, what in ((1, "dX"), (2, "dh0")):
+        np.testing.assert_array_equal(zeros[i], none[i])
+        assert_close(both[i], none[i] + alone[i], what=what)
+    assert np.any(alone[2]) and np.any(alone[1])
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_unbatched_dh_last(nonlinearity, backend):
+    """(num_layers, hidden) dh_last for unbatched X: the batch-of-one results."""
+    model, X, h0, _, dY = make_problem(161, batch=1, layers=2, nonlinearity=nonlinearity)
+    dh_last = np.random.default_rng(3).normal(size=h0.shape)
+    grads, dX, dh0 = model.backward(X[0], dY[0], h0[:, 0], dh_last=dh_last[:, 0])
+    batched = model.backward(X, dY, h0, dh_last=dh_last)
+    np.testing.assert_array_equal(dX, batched[1][0])
+    np.testing.assert_array_equal(dh0, batched[2][:, 0])
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], batched[0][name])
+    assert not np.array_equal(dh0, model.backward(X[0], dY[0], h0[:, 0])[2])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda d: d[:, :1], r"dh_last must have shape \(2, 3, 4\) \(num_layers, batch, "
+                         r"hidden_size\); got \(2, 1, 4\)"),
+    (lambda d: d[0], r"dh_last must have shape \(2, 3, 4\)"),
+    (lambda d: d[..., None], r"dh_last must have shape .*got \(2, 3, 4, 1\)"),
+    (lambda d: np.where(d > 1, np.nan, d), "dh_last contains NaN or inf"),
+    (lambda d: np.where(d > 1, -np.inf, d), "dh_last contains NaN or inf"),
+    (lambda d: np.full(d.shape, 1e300), "dh_last has values too large for float32"),
+    (lambda d: d.astype(str), "dh_last"),
+])
+def test_bad_dh_last_is_a_clear_error(bad, message, backend):
+    model, X, h0, _, dY = make_problem(171, layers=2, dtype="float32")
+    dh_last = np.random.default_rng(4).normal(size=h0.shape)
+    with pytest.raises((ValueError, TypeError), match=message):
+        model.backward(X, dY, h0, dh_last=bad(dh_last))
+
+
+def test_unbatched_dh_last_must_be_unbatched(backend):
+    model, X, h0, _, dY = make_problem(172, batch=1, layers=2)
+    with pytest.raises(ValueError, match=r"dh_last must have shape \(2, 4\) "
+                                         r"\(num_layers, hidden_size\); got \(2, 1, 4\)"):
+        model.backward(X[0], dY[0], h0[:, 0], dh_last=np.zeros((2, 1, 4)))

@@ -197,13 +197,16 @@ class _CheckedKernels:
         self._outputs(grad=grad)
 
     def _check_backward(self, theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
-                        dY, grad, dX, dh0):
+                        dY, grad, dX, dh0, dh_last):
         dtype = self._sizes(theta, I, H, O, L, activation)
         _expect(X.ndim == 3 and X.shape[0] >= 1, "X is not a non-empty batch")
         B, T = X.shape[:2]
         self._floats(dtype, X=(X, (B, T, I)), dY=(dY, (B, T if many_to_many else 1, O)),
                      h0=(h0, (L, B, H)), grad=(grad, theta.shape), dX=(dX, (B, T, I)),
                      dh0=(dh0, (L, B, H)))
+        if dh_last is not None:
+            self._floats(dtype, dh_last=(dh_last, (L, B, H)))
+            _expect(np.isfinite(dh_last).all(), "dh_last is not finite")
         self._lengths(lengths, B, T)
         self._outputs(grad=grad, dX=dX, dh0=dh0)
 

@@ -194,16 +194,18 @@ def loss_and_grad(theta: FloatArray, I: int, H: int, O: int, L: int, activation:
 
 def backward(theta: FloatArray, I: int, H: int, O: int, L: int, activation: int,
              many_to_many: bool, X: FloatArray, h0: FloatArray, lengths: Array,
-             dY: FloatArray, grad: FloatArray) -> tuple[FloatArray, FloatArray]:
+             dY: FloatArray, grad: FloatArray, dh_last: FloatArray | None = None
+             ) -> tuple[FloatArray, FloatArray]:
     """The gradients reaching the weights (written into grad), the inputs (B, T, I)
     and the initial states (L, B, H) from dY, the gradient reaching the outputs of
-    ``forward``, for checked inputs, by the route for their batch size."""
+    ``forward``, and dh_last (L, B, H) or None, the gradient reaching its last
+    states, for checked inputs, by the route for their batch size."""
     batch = X.shape[0]
     dX = np.empty(X.shape, dtype=theta.dtype)
     dh0 = np.empty((L, batch, H), dtype=theta.dtype)
     if batch:
         route(batch, H).backward(theta, I, H, O, L, activation, many_to_many, X, h0,
-                                 lengths, dY, grad, dX, dh0)
+                                 lengths, dY, grad, dX, dh0, dh_last)
     else:
         grad.fill(0.0)
     return dX, dh0

@@ -155,7 +155,7 @@ def loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, loss
 
 
 def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY,
-             grad, dX, dh0):
+             grad, dX, dh0, dh_last):
     layers, Why, _ = parameter_views(theta, I, H, O, L)
     Xt = _time_major(X)
     steps = Xt.shape[0]
@@ -172,7 +172,7 @@ def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, le
         dYt = dY[:, 0]
     dXt = np.empty(Xt.shape, dtype=theta.dtype)
     _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt, h0,
-              lengths, states, read, dYt, grad, dXt, dh0)
+              lengths, states, read, dYt, grad, dXt, dh0, dh_last)
     dX[...] = dXt.transpose(1, 0, 2)
 
 
@@ -197,17 +197,19 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, los
 
     # dY is dL/dy_hat, zero at padded steps.
     _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt, h0,
-              lengths, states, read, dY, grad, None, None)
+              lengths, states, read, dY, grad, None, None, None)
     return loss
 
 
 def _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt, h0,
-              lengths, states, read, dY, grad, dXt, dh0):
+              lengths, states, read, dY, grad, dXt, dh0, dh_last):
     """The backward pass from dL/dy: dY (T, B, O) time-major, zero at padded steps, or
     (B, O) for many-to-one, reaching ``read``, the states the head read (the top
     layer's (T, B, H), or its last states (B, H)). Writes grad, and, when not None,
-    dXt (T, B, I), the gradient reaching the inputs, and dh0 (L, B, H). ``layers``
-    and ``Why`` are the weights' views (parameter_views)."""
+    dXt (T, B, I), the gradient reaching the inputs, and dh0 (L, B, H). ``dh_last``
+    (L, B, H), when not None, is the gradient reaching each sequence's last states:
+    it joins each layer's dH at the sequence's last valid step. ``layers`` and
+    ``Why`` are the weights' views (parameter_views)."""
     grad_layers, gWhy, gby = parameter_views(grad, I, H, O, L)
     steps, batch, _ = Xt.shape
     flat_dY = dY.reshape(-1, O)
@@ -227,13 +229,16 @@ def _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt
         # The gradient reaching the top layer's states in this block, from the head.
         current = 0
         dH = buffers[current][:n]
+        ends = np.flatnonzero((last >= start) & (last < stop))
         if many_to_many:
             np.matmul(dY[start:stop], Why, out=dH)
         else:
             dH.fill(0.0)
-            ends = np.flatnonzero((last >= start) & (last < stop))
             dH[last[ends] - start, ends] = dY[ends] @ Why
         for layer in range(L - 1, -1, -1):
+            if dh_last is not None and ends.size:
+                # Each sequence's last state is its state at its last valid step.
+                dH[last[ends] - start, ends] += dh_last[layer, ends]
             Wxh, Whh, _ = layers[layer]
             gWxh, gWhh, gbh = grad_layers[layer]
             Hs = states[layer]

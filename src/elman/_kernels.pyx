@@ -422,7 +422,7 @@ cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
                              const floating* h0, Py_ssize_t h0_layer_stride,
                              const Py_ssize_t* lengths, floating scale, floating* grad,
                              floating* work, bint y_is_gradient, floating* dX,
-                             floating* dh0) noexcept nogil:
+                             floating* dh0, const floating* dh_last) noexcept nogil:
     """The summed loss of B sequences (returned, before the mean's division) and its
     gradient scaled by ``scale`` (written to grad). h0 holds layer l's initial states at
     h0 + l * h0_layer_stride; ``transposes`` is _make_transposes of theta; ``work``
@@ -431,7 +431,9 @@ cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
     One core for both gradients: dL/dy comes from the loss against the targets Y,
     or, with ``y_is_gradient``, Y is dL/dy itself (``backward``) and 0 is returned.
     ``dX`` (B, T, I) and ``dh0`` (laid out as h0), when not NULL, receive the
-    gradients reaching the inputs and the initial states."""
+    gradients reaching the inputs and the initial states. ``dh_last`` (laid out as
+    h0), when not NULL, is the gradient reaching each sequence's last states: it
+    enters at the sequence's last valid step of each layer."""
     cdef Py_ssize_t P = _layer_offset(L, I, H) + O * H + O
     cdef Py_ssize_t sequence = B * T * H
     cdef floating* states = work
@@ -512,7 +514,12 @@ cdef double _loss_grad_chunk(const floating* theta, const floating* transposes,
             else:
                 inputs = states + (layer - 1) * sequence + b * T * H
             h_first = h0 + layer * h0_layer_stride + b * H
-            memset(carry, 0, H * sizeof(floating))
+            # dh at the last valid step starts from carry: dL/dh_last, else zero.
+            if dh_last != NULL:
+                memcpy(carry, dh_last + layer * h0_layer_stride + b * H,
+                       H * sizeof(floating))
+            else:
+                memset(carry, 0, H * sizeof(floating))
             for t in range(steps - 1, -1, -1):
                 h = hs + t * H
                 da = dA + t * H
@@ -573,11 +580,12 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
                            const floating* X, const floating* Y, const floating* h0,
                            const Py_ssize_t* lengths, floating* grad,
                            floating* work, bint y_is_gradient, floating* dX,
-                           floating* dh0) noexcept nogil:
+                           floating* dh0, const floating* dh_last) noexcept nogil:
     """Loss (returned) and its gradient (written to grad); ``work`` has
     _loss_grad_work_size elements. With ``y_is_gradient``, Y is dL/dy itself
     (``backward``) and 0 is returned; ``dX`` (B, T, I) and ``dh0`` (L, B, H), when
-    not NULL, receive the gradients reaching the inputs and the initial states
+    not NULL, receive the gradients reaching the inputs and the initial states, and
+    ``dh_last`` (L, B, H), when not NULL, is the gradient reaching the last states
     (see _loss_grad_chunk).
 
     The batch is cut into chunks of _chunk_sequences(B) sequences. Each chunk's
@@ -617,13 +625,15 @@ cdef double _loss_and_grad(const floating* theta, Py_ssize_t I, Py_ssize_t H,
         _run_chunks_in_parallel(theta, transposes, I, H, O, L, activation, many_to_many,
                                 loss_code, B, T, X, Y, h0, lengths, scale, chunks,
                                 per_chunk, y_row, grad, partials, P, chunk_base,
-                                chunk_work, chunk_loss, y_is_gradient, dX, dh0, threads)
+                                chunk_work, chunk_loss, y_is_gradient, dX, dh0, dh_last,
+                                threads)
     else:
         for c in range(chunks):
             _run_chunk(theta, transposes, I, H, O, L, activation, many_to_many, loss_code,
                        B, T, X, Y, h0, lengths, scale, c, per_chunk, y_row,
                        grad if c == 0 else partials + (c - 1) * P,
-                       chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0)
+                       chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0,
+                       dh_last)
     for c in range(chunks):
         loss += chunk_loss[c]
     if chunks > 1:
@@ -645,13 +655,15 @@ cdef void _run_chunks_in_parallel(const floating* theta, const floating* transpo
                                   floating* grad, floating* partials, Py_ssize_t P,
                                   floating* chunk_base, Py_ssize_t chunk_work,
                                   double* chunk_loss, bint y_is_gradient, floating* dX,
-                                  floating* dh0, int threads) noexcept nogil:
+                                  floating* dh0, const floating* dh_last,
+                                  int threads) noexcept nogil:
     cdef Py_ssize_t c
     for c in prange(chunks, num_threads=threads, schedule="static"):
         _run_chunk(theta, transposes, I, H, O, L, activation, many_to_many, loss_code, B, T,
                    X, Y, h0, lengths, scale, c, per_chunk, y_row,
                    grad if c == 0 else partials + (c - 1) * P,
-                   chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0)
+                   chunk_base + c * chunk_work, chunk_loss, y_is_gradient, dX, dh0,
+                   dh_last)
 
 
 cdef void _run_chunk(const floating* theta, const floating* transposes,
@@ -661,9 +673,10 @@ cdef void _run_chunk(const floating* theta, const floating* transposes,
                      const Py_ssize_t* lengths, floating scale, Py_ssize_t c,
                      Py_ssize_t per_chunk, Py_ssize_t y_row, floating* grad,
                      floating* work, double* chunk_loss, bint y_is_gradient,
-                     floating* dX, floating* dh0) noexcept nogil:
+                     floating* dX, floating* dh0, const floating* dh_last) noexcept nogil:
     """Chunk c of _loss_and_grad: its sequences' loss into chunk_loss[c], their
-    gradient into grad, their dX and dh0 rows (when asked for) in place."""
+    gradient into grad, their dX and dh0 rows (when asked for) in place, from their
+    dh_last rows (when given)."""
     cdef Py_ssize_t first = c * per_chunk
     cdef Py_ssize_t n = per_chunk if first + per_chunk <= B else B - first
     chunk_loss[c] = _loss_grad_chunk(
@@ -671,7 +684,8 @@ cdef void _run_chunk(const floating* theta, const floating* transposes,
         X + first * T * I,
         Y + first * y_row, h0 + first * H, B * H, lengths + first, scale, grad, work,
         y_is_gradient, NULL if dX == NULL else dX + first * T * I,
-        NULL if dh0 == NULL else dh0 + first * H)
+        NULL if dh0 == NULL else dh0 + first * H,
+        NULL if dh_last == NULL else dh_last + first * H)
 
 
 cdef void _add_partials(floating* grad, const floating* partials, Py_ssize_t count,
@@ -1228,13 +1242,13 @@ def loss_and_grad(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
                 <const double*>p_theta, I, H, O, L, activation, many_to_many, loss, B, T,
                 <const double*>x.data, <const double*>p_y, <const double*>p_h0,
                 <const Py_ssize_t*>p_lengths, <double*>p_grad, <double*>work, False,
-                NULL, NULL)
+                NULL, NULL, NULL)
         else:
             value = _loss_and_grad[float](
                 <const float*>p_theta, I, H, O, L, activation, many_to_many, loss, B, T,
                 <const float*>x.data, <const float*>p_y, <const float*>p_h0,
                 <const Py_ssize_t*>p_lengths, <float*>p_grad, <float*>work, False,
-                NULL, NULL)
+                NULL, NULL, NULL)
     free(work)
     return value
 
@@ -1285,12 +1299,18 @@ def backward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
              Py_ssize_t L, int activation, bint many_to_many,
              const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
              const Py_ssize_t[::1] lengths, const floating[:, :, ::1] dY,
-             floating[::1] grad, floating[:, :, ::1] dX, floating[:, :, ::1] dh0):
+             floating[::1] grad, floating[:, :, ::1] dX, floating[:, :, ::1] dh0,
+             dh_last):
     cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
     cdef floating* work
+    cdef const floating[:, :, ::1] dh_last_view
+    cdef const floating* dh_last_ptr = NULL
     if B == 0:
         grad[:] = 0
         return
+    if dh_last is not None:
+        dh_last_view = dh_last
+        dh_last_ptr = &dh_last_view[0, 0, 0]
     work = <floating*>malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
                              * sizeof(floating))
     if work == NULL:
@@ -1299,7 +1319,7 @@ def backward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O
         # dY is dL/dy itself: no loss is computed (MSE's code stands in).
         _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, MSE, B, T,
                        &X[0, 0, 0], &dY[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0],
-                       work, True, &dX[0, 0, 0], &dh0[0, 0, 0])
+                       work, True, &dX[0, 0, 0], &dh0[0, 0, 0], dh_last_ptr)
     free(work)
 
 
@@ -1352,7 +1372,8 @@ def train_steps(floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
                 memcpy(Yb + k * y_row, &Y[row, 0, 0], y_row * sizeof(floating))
                 lb[k] = lengths[row]
             value = _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, loss,
-                                   n, T, Xb, Yb, h0, lb, grad, work, False, NULL, NULL)
+                                   n, T, Xb, Yb, h0, lb, grad, work, False, NULL, NULL,
+                                   NULL)
             losses[done] = value
             if not isfinite(value):
                 break

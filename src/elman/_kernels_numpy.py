@@ -66,12 +66,14 @@ loss_and_grad(theta, I, H, O, L, activation, many_to_many, loss, X, Y, h0, lengt
               grad) -> float
     Writes the exact gradient of the loss into grad (P,), returns the loss.
 backward(theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY, grad, dX,
-         dh0)
+         dh0, dh_last)
     The vector-Jacobian product of ``forward``'s outputs: dY (B, T or 1, O) is the
-    gradient reaching Y_out (its rows at padded steps are ignored). Writes the
-    gradient reaching theta into grad (P,), X into dX (B, T, I) (zero at padded
-    steps) and h0 into dh0 (L, B, H). ``loss_and_grad`` is the special case where dY
-    is the loss's gradient.
+    gradient reaching Y_out (its rows at padded steps are ignored), and dh_last
+    (L, B, H), or None for zeros, the gradient reaching h_last (so it enters at each
+    sequence's last valid step). Writes the gradient reaching theta into grad (P,),
+    X into dX (B, T, I) (zero at padded steps) and h0 into dh0 (L, B, H).
+    ``loss_and_grad`` is the special case where dY is the loss's gradient and
+    dh_last is None.
 train_steps(theta, I, H, O, L, activation, many_to_many, loss, X, Y, lengths, order,
             batch_size,
             optimizer, hyper, state, step_count, clip_value, clip_norm, losses) -> int
@@ -180,10 +182,10 @@ def loss_and_grad(theta, I, H, O, L, activation, many_to_many, loss, X, Y, h0, l
 
 
 def backward(theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY, grad, dX,
-             dh0):
+             dh0, dh_last):
     with np.errstate(**_QUIET):
         _gemm_path.backward(_recurrences, theta, I, H, O, L, activation, many_to_many, X,
-                            h0, lengths, dY, grad, dX, dh0)
+                            h0, lengths, dY, grad, dX, dh0, dh_last)
 
 
 def step(theta, I, H, O, L, activation, x, h, y, h_next):

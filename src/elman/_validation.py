@@ -263,21 +263,23 @@ def all_finite(array: Array) -> bool:
 
 
 def check_initial_state(h0: Any, num_layers: int, hidden_size: int, batch: int,
-                        unbatched: bool, dtype: Any) -> FloatArray:
-    """(L, B, H) initial states in ``dtype``; read-only zeros when h0 is None."""
+                        unbatched: bool, dtype: Any, name: str = "h0") -> FloatArray:
+    """(L, B, H) initial states in ``dtype``; read-only zeros when h0 is None.
+    ``name`` names the argument in errors (states of the same shape, such as the
+    gradient reaching the final states, are checked here too)."""
     L, H = num_layers, hidden_size
     if h0 is None:
         return zero_states(L, batch, H, dtype)
-    array = as_numeric_array("h0", h0)
+    array = as_numeric_array(name, h0)
     expected = (L, H) if unbatched else (L, batch, H)
     if array.shape != expected:
         raise ValueError(
-            f"h0 must have shape {shape_text(expected)} (num_layers, "
+            f"{name} must have shape {shape_text(expected)} (num_layers, "
             f"{'' if unbatched else 'batch, '}hidden_size); got {shape_text(array.shape)}"
         )
     if unbatched:
         array = array[:, None, :]
-    return as_float_array("h0", array, dtype)
+    return as_float_array(name, array, dtype)
 
 
 def check_sequence_lengths(lengths: Any, batch: int, steps: int, unbatched: bool) -> Array:

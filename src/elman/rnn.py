@@ -551,10 +551,11 @@ class RNN:
         return loss, Gradients.over(grad, view_spans(*self._sizes()))
 
     def backward(self, X: ArrayLike, dY: ArrayLike, h0: ArrayLike | None = None, *,
-                 lengths: ArrayLike | None = None
+                 lengths: ArrayLike | None = None, dh_last: ArrayLike | None = None
                  ) -> tuple[Gradients, FloatArray, FloatArray]:
         """The exact vector-Jacobian product of :meth:`forward`: the gradients of any
-        scalar loss whose gradient with respect to forward's outputs is ``dY``.
+        scalar loss whose gradient with respect to forward's outputs is ``dY`` (and,
+        with ``dh_last``, with respect to its final states).
 
         This is what stacks models or plugs in a loss of your own: run ``forward``,
         compute dL/dY, and pass it back here; ``dX`` then feeds the ``backward`` of the
@@ -573,6 +574,13 @@ class RNN:
             Initial state, as in :meth:`forward`. Zeros by default.
         lengths : array_like of int, shape (batch,), optional
             Valid steps per sequence, as in :meth:`forward`.
+        dh_last : array_like, shape (num_layers, batch, hidden_size), optional
+            dL/dh_last, the gradient reaching the final states that
+            ``forward(..., return_state=True)`` returns; (num_layers, hidden_size)
+            for unbatched X. With ``lengths``, a sequence's final state is its state
+            after its last valid step, so its row enters there. Must be finite.
+            None (the default) means zeros: the loss does not depend on the final
+            states.
 
         Returns
         -------
@@ -588,12 +596,21 @@ class RNN:
         ``loss_and_grad(X, Y)`` equals ``backward(X, dY)`` with dY the gradient of
         the mean squared error, 2 (Y_hat - Y) / count; both run the same compiled
         backward pass.
+
+        ``dh_last`` carries gradients backwards across consecutive chunks of one
+        long sequence (truncated backpropagation made exact): with h1 the final
+        states of chunk 1, ``g2, dX2, dh1 = backward(x2, dY2, h1)`` then
+        ``g1, dX1, dh0 = backward(x1, dY1, h0, dh_last=dh1)``; g1 + g2 is the
+        gradient over the whole sequence.
         """
         ready = self._ready_inputs(X, h0, lengths)
         if ready is None:
             ready = self._checked_inputs(X, h0, lengths)
         X, h0, lengths, unbatched = ready
         batch, steps, _ = X.shape
+        if dh_last is not None:
+            dh_last = check_initial_state(dh_last, self.num_layers, self.hidden_size,
+                                          batch, unbatched, self.dtype, name="dh_last")
         shape = ((batch, steps, self.output_size) if self.return_sequences
                  else (batch, self.output_size))
         ready_dY = None if unbatched else ready_array(dY, shape, self.dtype)
@@ -605,7 +622,8 @@ class RNN:
                                                                         self.output_size)
         grad = np.empty_like(self._theta)
         dX, dh0 = _engine.backward(self._theta, *self._sizes(), self._activation,
-                                   self.return_sequences, X, h0, lengths, dY, grad)
+                                   self.return_sequences, X, h0, lengths, dY, grad,
+                                   dh_last)
         if unbatched:
             dX, dh0 = dX[0], dh0[:, 0, :]
         return Gradients.over(grad, view_spans(*self._sizes())), dX, dh0
