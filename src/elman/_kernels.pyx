@@ -69,6 +69,8 @@ cdef double GAUSSIAN_NLL_EPS = _losses.GAUSSIAN_NLL_EPS
 cdef Py_ssize_t FUSED_SPLIT_MIN_BATCH = 8
 cdef Py_ssize_t FUSED_CHUNK_SEQUENCES = 8
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 2048
+# Threads for the BLAS-step route's elementwise steps: 1, see _step_forward.
+cdef int STEP_THREADS = 1
 
 # The values this module computes with, as Python sees them
 # (tests/test_kernel_contract.py compares them with elman._update and elman._losses).
@@ -918,8 +920,12 @@ cdef inline void _step_forward_row(const floating* a, const floating* p, Py_ssiz
 cdef void _step_forward(const floating* a, const floating* p, floating* o,
                         Py_ssize_t rows, Py_ssize_t cols, int activation) noexcept nogil:
     """The elementwise forward step of (rows, cols) blocks, split by rows over
-    threads where it pays (elementwise: any split gives the same elements)."""
-    cdef int threads = _threads_for(rows, rows * cols)
+    threads where it pays (elementwise: any split gives the same elements).
+
+    Not split today (STEP_THREADS is 1): this step alternates with a BLAS product
+    at every time step, and OpenMP's waiting threads and OpenBLAS's then fight for
+    the cores (bench/bench_threads.py, bench/RESULTS.md)."""
+    cdef int threads = _threads_for(rows, rows * cols) if STEP_THREADS > 1 else 1
     if threads > 1:
         _parallel_step_forward(a, p, o, rows, cols, activation, threads)
     else:
@@ -941,7 +947,7 @@ cdef void _step_backward(const floating* dh, const floating* c, const floating* 
                          int activation) noexcept nogil:
     """The elementwise backward step of (rows, cols) blocks, split as _step_forward
     (the rows are contiguous: a run of whole rows is one row)."""
-    cdef int threads = _threads_for(rows, rows * cols)
+    cdef int threads = _threads_for(rows, rows * cols) if STEP_THREADS > 1 else 1
     if threads > 1:
         _parallel_step_backward(dh, c, h, o, rows, cols, activation, threads)
     else:
