@@ -26,7 +26,8 @@ PACKAGE_DIR = pathlib.Path(elman.__file__).resolve().parent
 # Lowest first. An entry names a module, a package (its modules included) or a
 # pattern (fnmatch). Entries in one layer must not import each other.
 LAYERS = [
-    ["elman._version", "elman.exceptions", "elman._typing", "elman._threading"],
+    ["elman._version", "elman.exceptions", "elman._typing", "elman._threading",
+     "elman._blas_threads"],
     ["elman._validation", "elman._layout", "elman._update", "elman._losses"],
     ["elman._gemm_path"],
     ["elman._kernels_numpy", "elman._kernels", "elman._kernels_avx2"],

@@ -1,11 +1,13 @@
 """One model on several threads: the same results, bit for bit, on any thread count.
 
 The compiled fused loops cut a batch into chunks whose size depends on the batch
-alone, and add the chunks' partial gradients in chunk order; the gemm route splits
-only elementwise work. So 1, 2 and 3 threads must give identical bits, on every
-route, for forward passes, gradients and whole training runs. These tests compare
-exact equality, and the thread count really changes (checked first): a reduction
-that depended on the thread count would fail them.
+alone, and add the chunks' partial gradients in chunk order; the gemm route with
+BLAS steps cuts a large batch into chunks that depend on the shape alone, each
+computed whole with one-thread BLAS products, and adds them in chunk order; the
+compiled per-sequence loops split sequences. So 1, 2 and 3 threads must give
+identical bits, on every route, for forward passes, gradients and whole training
+runs. These tests compare exact equality, and the thread count really changes
+(checked first): a reduction that depended on the thread count would fail them.
 """
 
 import threading
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 import elman
-from elman import _backend, _engine, _threading
+from elman import _backend, _blas_threads, _engine, _gemm_path, _threading
 
 THREAD_COUNTS = (1, 2, 3)
 
@@ -23,8 +25,10 @@ THREAD_COUNTS = (1, 2, 3)
 ROUTE_SHAPES = {
     "fused": (16, 21),
     "gemm, blas steps": (64, 160),
+    "gemm, blas steps in chunks": (256, 100),
     "gemm, compiled loops": (256, 9),
 }
+STEPS = 6
 
 
 @pytest.fixture
@@ -79,9 +83,9 @@ def test_forward_and_gradients_do_not_depend_on_thread_count(threaded_kernels, r
     chosen = _engine.route(batch, hidden, threaded_kernels)
     assert chosen.name == route.split(",")[0]
     if chosen.recurrences is not None:
-        assert chosen.recurrences.name == route.split(", ")[1]
+        assert route.split(", ")[1].startswith(chosen.recurrences.name)
     rng = np.random.default_rng(7)
-    steps = 6
+    steps = STEPS
     X, Y, lengths = _data(rng, batch, steps, 3, 2, padded, many_to_many)
     h0 = rng.normal(scale=0.5, size=(num_layers, batch, hidden))
     model = elman.RNN(3, hidden, 2, num_layers=num_layers, return_sequences=many_to_many,
@@ -106,7 +110,7 @@ def test_every_loss_does_not_depend_on_thread_count(threaded_kernels, route, man
                                                     loss):
     hidden, batch = ROUTE_SHAPES[route]
     rng = np.random.default_rng(5)
-    steps, outputs = 6, 4
+    steps, outputs = STEPS, 4
     X, _, lengths = _data(rng, batch, steps, 3, outputs, True, many_to_many)
     shape = (batch, steps) if many_to_many else (batch,)
     if loss == "cross_entropy":
@@ -127,8 +131,8 @@ def test_every_loss_does_not_depend_on_thread_count(threaded_kernels, route, man
     _assert_identical(results, f"{route}, loss {loss}")
 
 
-@pytest.mark.parametrize("hidden, batch_size", [(16, 12), (64, 160)],
-                         ids=["fused", "gemm"])
+@pytest.mark.parametrize("hidden, batch_size", [(16, 12), (64, 160), (256, 64)],
+                         ids=["fused", "gemm", "gemm in chunks"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_fit_does_not_depend_on_thread_count(threaded_kernels, hidden, batch_size,
@@ -146,10 +150,12 @@ def test_fit_does_not_depend_on_thread_count(threaded_kernels, hidden, batch_siz
     _assert_identical(_on_each_thread_count(run), f"fit, hidden {hidden}")
 
 
-def test_forecast_does_not_depend_on_thread_count(threaded_kernels):
+@pytest.mark.parametrize("hidden, batch", [(24, 40), (256, 64)],
+                         ids=["fused", "gemm in chunks"])
+def test_forecast_does_not_depend_on_thread_count(threaded_kernels, hidden, batch):
     rng = np.random.default_rng(11)
-    X = rng.normal(size=(40, 8, 1))
-    model = elman.RNN(1, 24, 1, num_layers=2, seed=2)
+    X = rng.normal(size=(batch, 8, 1))
+    model = elman.RNN(1, hidden, 1, num_layers=2, seed=2)
 
     def run():
         with elman.use_backend("cython"):
@@ -164,6 +170,105 @@ def test_chunking_constants_split_the_batches_tested(threaded_kernels):
     chunking = threaded_kernels.CHUNKING
     assert ROUTE_SHAPES["fused"][1] > 2 * chunking["FUSED_CHUNK_SEQUENCES"]
     assert chunking["FUSED_SPLIT_MIN_BATCH"] <= 12 < 2 * chunking["FUSED_CHUNK_SEQUENCES"]
+    # The gemm shapes "in chunks" (forward/gradients, fit's full batches, forecast)
+    # must really be cut, the first unevenly; the plain gemm shape must not be.
+    hidden, batch = ROUTE_SHAPES["gemm, blas steps in chunks"]
+    assert _gemm_path.batch_chunks(batch, hidden, STEPS) == [(0, 48), (48, 100)]
+    assert len(_gemm_path.batch_chunks(64, 256, 5)) == 2
+    assert len(_gemm_path.batch_chunks(64, 256, 8 + 5)) == 2
+    hidden, batch = ROUTE_SHAPES["gemm, blas steps"]
+    assert len(_gemm_path.batch_chunks(batch, hidden, STEPS)) == 1
+
+
+@pytest.fixture
+def chunking_on():
+    """Skips where the gemm route cannot cut batches here (one CPU, or a BLAS whose
+    thread count elman cannot hold): the chunked cases would then test nothing."""
+    if not _gemm_path._CHUNKING:
+        pytest.skip("this process may use one CPU only: batches are not cut")
+    if not _blas_threads.available():
+        pytest.skip("no BLAS library whose thread count elman can hold was found")
+
+
+def _chunked_model_and_data(rng, num_layers=1, many_to_many=True):
+    hidden, batch = ROUTE_SHAPES["gemm, blas steps in chunks"]
+    X, Y, lengths = _data(rng, batch, STEPS, 3, 2, True, many_to_many)
+    model = elman.RNN(3, hidden, 2, num_layers=num_layers, return_sequences=many_to_many,
+                      seed=3)
+    return model, X, Y, lengths
+
+
+def test_chunks_run_on_the_threads_asked_for_with_blas_on_one(threaded_kernels,
+                                                              chunking_on, monkeypatch):
+    model, X, Y, lengths = _chunked_model_and_data(np.random.default_rng(2))
+    calls, blas_counts = [], []
+    run_in_threads, forward = _gemm_path.run_in_threads, _gemm_path._forward
+
+    def counting_run(tasks):
+        calls.append(len(tasks))
+        run_in_threads(tasks)
+
+    def forward_seeing_blas(*args):
+        blas_counts.append(_blas_threads.library().get())
+        forward(*args)
+
+    monkeypatch.setattr(_gemm_path, "run_in_threads", counting_run)
+    monkeypatch.setattr(_gemm_path, "_forward", forward_seeing_blas)
+    library = _blas_threads.library()
+    before = library.get()
+    with elman.use_backend("cython"):
+        for threads in (1, 2, 3):
+            with elman.num_threads(threads):
+                model.forward(X, lengths=lengths)
+                model.loss_and_grad(X, Y, lengths=lengths)
+    # Two chunks: one group on one thread, two groups from two threads up.
+    assert calls == [1, 1, 2, 2, 2, 2]
+    assert blas_counts == [1, 1] * 3
+    assert library.get() == before
+
+
+def test_chunked_calls_agree_with_the_whole_batch_and_the_twin(threaded_kernels,
+                                                              chunking_on, monkeypatch):
+    rng = np.random.default_rng(9)
+    model, X, Y, lengths = _chunked_model_and_data(rng, num_layers=2)
+    dY = rng.normal(size=Y.shape)
+
+    def run(backend):
+        with elman.use_backend(backend), elman.num_threads(2):
+            Y_hat, h_last = model.forward(X, lengths=lengths, return_state=True)
+            loss, grads = model.loss_and_grad(X, Y, lengths=lengths)
+            vjp, dX, dh0 = model.backward(X, dY, lengths=lengths)
+        return {"Y_hat": Y_hat, "h_last": h_last, "loss": loss, "dX": dX, "dh0": dh0,
+                **dict(grads), **{f"backward {k}": v for k, v in vjp.items()}}
+
+    chunked, twin = run("cython"), run("numpy")
+    monkeypatch.setattr(_gemm_path, "_chunks", lambda *args: None)
+    whole = run("cython")
+    for key in chunked:
+        np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-10, atol=1e-12,
+                                   err_msg=key)
+        np.testing.assert_allclose(chunked[key], twin[key], rtol=1e-10, atol=1e-12,
+                                   err_msg=key)
+
+
+def test_a_chunk_error_reaches_the_caller_and_releases_blas(threaded_kernels, chunking_on,
+                                                           monkeypatch):
+    model, X, Y, lengths = _chunked_model_and_data(np.random.default_rng(4))
+    library = _blas_threads.library()
+    before = library.get()
+    forward = _gemm_path._forward
+
+    def failing_second_chunk(*args):
+        if args[8].shape[0] != 48:  # X of the second chunk (52 sequences)
+            raise RuntimeError("chunk failed")
+        forward(*args)
+
+    monkeypatch.setattr(_gemm_path, "_forward", failing_second_chunk)
+    with elman.use_backend("cython"), elman.num_threads(2):
+        with pytest.raises(RuntimeError, match="chunk failed"):
+            model.forward(X, lengths=lengths)
+    assert library.get() == before
+    assert _blas_threads._HOLDERS == 0
 
 
 def test_setting_is_accepted_on_both_backends(backend):
@@ -224,14 +329,19 @@ import elman
 model = elman.RNN(3, 16, 2, seed=0)
 rng = np.random.default_rng(0)
 X, Y = rng.normal(size=(64, 20, 3)), rng.normal(size=(64, 20, 2))
+# A gemm-route batch cut into chunks: the parent's chunk threads do not survive the
+# fork either.
+wide = elman.RNN(3, 256, 2, seed=0)
 with elman.use_backend("cython"), elman.num_threads(2):
     parent = model.loss_and_grad(X, Y)[0]
+    parent_wide = wide.loss_and_grad(X, Y)[0]
 pid = os.fork()
 if pid == 0:
     with elman.use_backend("cython"), elman.num_threads(2):
         threads = elman.get_num_threads()
         child = model.loss_and_grad(X, Y)[0]
-    os._exit(0 if (threads, child) == (1, parent) else 3)
+        child_wide = wide.loss_and_grad(X, Y)[0]
+    os._exit(0 if (threads, child, child_wide) == (1, parent, parent_wide) else 3)
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 """

@@ -137,7 +137,8 @@ def recurrences(batch, hidden, kernels=None):
             partial(_gemm_path.blas_recurrence_forward,
                     (kernels.tanh_step_forward, kernels.relu_step_forward)),
             partial(_gemm_path.blas_recurrence_backward,
-                    (kernels.tanh_step_backward, kernels.relu_step_backward)))
+                    (kernels.tanh_step_backward, kernels.relu_step_backward)),
+            getattr(kernels, "max_threads", None))
     return _gemm_path.Recurrences("compiled loops", kernels.recurrence_forward,
                                   kernels.recurrence_backward)
 

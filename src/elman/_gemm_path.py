@@ -29,16 +29,118 @@ blocks of about max(H, 256) x H, and a few weight-sized and (B, H) buffers (see
 bench/bench_suite.py, which measures it).
 """
 
+import contextlib
+import os
 from collections import namedtuple
+from functools import partial
 
 import numpy as np
 
+from elman import _blas_threads
 from elman._layout import parameter_views
 from elman._losses import value_and_gradient
+from elman._threading import run_in_threads
 from elman._update import apply_update, clip_flat
 
-# The two recurrences a route runs; ``name`` says which they are.
-Recurrences = namedtuple("Recurrences", ["name", "forward", "backward"])
+# The two recurrences a route runs; ``name`` says which they are. ``threads``, when
+# not None, is a function giving the threads a call may use now: the call then cuts
+# a large batch into chunks run on those threads (see batch_chunks).
+Recurrences = namedtuple("Recurrences", ["name", "forward", "backward", "threads"],
+                         defaults=[None])
+
+# A large batch is cut into chunks of sequences, each computed whole (projection,
+# recurrence, head, loss and gradient) with its own BLAS products, several chunks at
+# once on elman's threads while the BLAS library is held at one thread (see
+# elman._blas_threads); the chunks' gradients are then added in chunk order. The
+# chunks are a function of the shape only, never of the thread count, so every
+# thread count runs the same products on the same rows and adds them in the same
+# order: the bits do not depend on it.
+_CHUNK_MIN_ROWS = 32          # sequences per chunk, at least
+_CHUNK_MIN_STEP_WORK = 2 ** 21  # multiply-adds of a chunk's product per step, at least
+_CHUNK_ROWS = 64              # more chunks (a power of two) only while they keep this
+_CHUNK_MIN_WORK = 2 ** 22     # multiply-adds of a whole call's recurrence, at least
+
+
+def batch_chunks(batch, hidden, steps):
+    """Row ranges [(start, stop), ...] a call on ``batch`` sequences of ``steps``
+    steps of a model with ``hidden`` units per layer is cut into; one range (the
+    whole batch) where chunks would not pay.
+
+    A chunk's thread runs its time loop in Python around the products, so each
+    step's product must be large beside the interpreter's part of a step (which
+    the threads take turns at): at least ``_CHUNK_MIN_STEP_WORK`` multiply-adds
+    (32 sequences at 256 units, 128 at 128). The count is a power of two (so that
+    2, 4 or 8 threads get equal shares), the ranges as even as whole blocks of 8
+    rows (the BLAS kernels' blocks) allow, the last one taking what is left."""
+    square = max(1, hidden * hidden)
+    min_rows = max(_CHUNK_MIN_ROWS, -(-_CHUNK_MIN_STEP_WORK // square))
+    min_rows = -(-min_rows // 8) * 8
+    if batch < 2 * min_rows or steps * batch * square < _CHUNK_MIN_WORK:
+        return [(0, batch)]
+    count = 2
+    while batch // (2 * count) >= max(min_rows, _CHUNK_ROWS):
+        count *= 2
+    bounds = [i * batch // count // 8 * 8 for i in range(count)] + [batch]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# Chunks cost a little on one thread (each chunk's products pack the weights again),
+# so a process that can only ever run on one CPU does not cut batches. The count is
+# read once: the chunks, and so the bits, must not change within a process.
+_CHUNKING = _usable_cpus() > 1
+
+
+def _chunks(recurrences, batch, hidden, steps):
+    """The chunks a call runs in, or None to run it whole: on routes without
+    ``threads`` (the NumPy twin, the compiled per-sequence loops, which share out
+    their own loops), for small batches, on a one-CPU process, and on a BLAS elman
+    cannot hold at one thread."""
+    if recurrences.threads is None or not _CHUNKING:
+        return None
+    chunks = batch_chunks(batch, hidden, steps)
+    if len(chunks) == 1 or not _blas_threads.available():
+        return None
+    return chunks
+
+
+def _held_blas(recurrences, batch, hidden, steps):
+    """A context holding the BLAS library at one thread when a call of this shape
+    runs in chunks (so that the hold is taken once for many chunked calls)."""
+    if _chunks(recurrences, batch, hidden, steps) is None:
+        return contextlib.nullcontext()
+    return _blas_threads.one_blas_thread()
+
+
+def _run_chunks(chunks, threads, run):
+    """run(index, start, stop) for every chunk, the chunks shared out in contiguous
+    groups among up to threads() threads, the BLAS library held at one thread."""
+    count = max(1, min(int(threads()), len(chunks)))
+    bounds = [g * len(chunks) // count for g in range(count + 1)]
+
+    def run_group(first, last):
+        for index in range(first, last):
+            run(index, *chunks[index])
+
+    with _blas_threads.one_blas_thread():
+        run_in_threads([partial(run_group, bounds[g], bounds[g + 1]) for g in range(count)])
+
+
+def _whole(recurrences):
+    """The same recurrences without ``threads``: what each chunk runs."""
+    return recurrences._replace(threads=None)
+
+
+def _add_partials(grad, partials):
+    """grad += each partial, in chunk order."""
+    for part in partials:
+        grad += part
 
 # Sequence-steps (batch x steps) per backward block, at least: long enough that
 # the weight-gradient products (H x kB) (kB x H) run near the BLAS rate, short
@@ -131,6 +233,19 @@ def _valid_steps(lengths, steps):
 
 def forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, Y_out,
             h_last):
+    chunks = _chunks(recurrences, X.shape[0], H, X.shape[1])
+    if chunks is None:
+        _forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
+                 Y_out, h_last)
+        return
+    whole = _whole(recurrences)
+    _run_chunks(chunks, recurrences.threads, lambda i, a, b: _forward(
+        whole, theta, I, H, O, L, activation, many_to_many, X[a:b], h0[:, a:b],
+        lengths[a:b], Y_out[a:b], h_last[:, a:b]))
+
+
+def _forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, Y_out,
+             h_last):
     layers, Why, by = parameter_views(theta, I, H, O, L)
     steps = X.shape[1]
     states = _run_layers(recurrences, activation, layers, _time_major(X), h0, lengths)
@@ -150,12 +265,57 @@ def forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, len
 
 def loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, loss_code, X, Y,
                   h0, lengths, grad):
-    return _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many,
-                          loss_code, _time_major(X), Y, h0, lengths, grad)
+    return _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation, many_to_many,
+                                  loss_code, _time_major(X), Y, h0, lengths, grad)
+
+
+def _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation, many_to_many,
+                           loss_code, Xt, Y, h0, lengths, grad):
+    """_loss_and_grad, in chunks of the batch where the route says so."""
+    steps, batch, _ = Xt.shape
+    chunks = _chunks(recurrences, batch, H, steps)
+    if chunks is None:
+        return _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many,
+                              loss_code, Xt, Y, h0, lengths, grad)
+    # The mean is over the whole batch's valid rows: each chunk's loss and gradient
+    # is its share of it, and the shares add up.
+    valid_rows = int(lengths.sum()) if many_to_many else batch
+    partials = [grad] + [np.empty_like(grad) for _ in chunks[1:]]
+    losses = [0.0] * len(chunks)
+    whole = _whole(recurrences)
+
+    def run(index, a, b):
+        losses[index] = _loss_and_grad(
+            whole, theta, I, H, O, L, activation, many_to_many, loss_code,
+            np.ascontiguousarray(Xt[:, a:b]), Y[a:b], h0[:, a:b], lengths[a:b],
+            partials[index], valid_rows)
+
+    _run_chunks(chunks, recurrences.threads, run)
+    _add_partials(grad, partials[1:])
+    loss = 0.0
+    for part in losses:
+        loss += part
+    return loss
 
 
 def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY,
              grad, dX, dh0, dh_last):
+    chunks = _chunks(recurrences, X.shape[0], H, X.shape[1])
+    if chunks is None:
+        _backward_call(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0,
+                       lengths, dY, grad, dX, dh0, dh_last)
+        return
+    partials = [grad] + [np.empty_like(grad) for _ in chunks[1:]]
+    whole = _whole(recurrences)
+    _run_chunks(chunks, recurrences.threads, lambda i, a, b: _backward_call(
+        whole, theta, I, H, O, L, activation, many_to_many, X[a:b], h0[:, a:b],
+        lengths[a:b], dY[a:b], partials[i], dX[a:b], dh0[:, a:b],
+        None if dh_last is None else dh_last[:, a:b]))
+    _add_partials(grad, partials[1:])
+
+
+def _backward_call(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
+                   dY, grad, dX, dh0, dh_last):
     layers, Why, _ = parameter_views(theta, I, H, O, L)
     Xt = _time_major(X)
     steps = Xt.shape[0]
@@ -177,9 +337,10 @@ def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, le
 
 
 def _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, loss_code, Xt,
-                   Y, h0, lengths, grad):
+                   Y, h0, lengths, grad, valid_rows=None):
     """loss_and_grad with the inputs already time-major, Xt (T, B, I); Y as the
-    contract has it (B, T or 1, target width)."""
+    contract has it (B, T or 1, target width); ``valid_rows`` as for
+    ``value_and_gradient`` when these sequences are one chunk of a batch."""
     layers, Why, by = parameter_views(theta, I, H, O, L)
     steps, batch, _ = Xt.shape
     states = _run_layers(recurrences, activation, layers, Xt, h0, lengths)
@@ -191,9 +352,9 @@ def _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, los
     outputs += by
     if many_to_many:
         loss, dY = value_and_gradient(loss_code, outputs, Y.transpose(1, 0, 2),
-                                      _valid_steps(lengths, steps))
+                                      _valid_steps(lengths, steps), valid_rows)
     else:
-        loss, dY = value_and_gradient(loss_code, outputs, Y[:, 0])
+        loss, dY = value_and_gradient(loss_code, outputs, Y[:, 0], None, valid_rows)
 
     # dY is dL/dy_hat, zero at padded steps.
     _backward(recurrences, layers, Why, I, H, O, L, activation, many_to_many, Xt, h0,
@@ -288,7 +449,8 @@ def train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_c
     # A diverging run overflows on its way to NaN; the caller detects that from the
     # non-finite loss or gradient and reports it, as the compiled loop does, so
     # NumPy's overflow warnings would only be noise.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"), \
+            _held_blas(recurrences, min(batch_size, order.shape[0]), H, X.shape[1]):
         return _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many,
                             loss_code, X, Y, lengths, order, batch_size, optimizer, hyper,
                             state, step_count, clip_value, clip_norm, losses, gradient_hook)
@@ -305,8 +467,9 @@ def _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_
         rows = order[start:start + batch_size]
         h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
         Xt = np.take(X_time_major, rows, axis=1)
-        loss = _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many,
-                              loss_code, Xt, Y[rows], h0, lengths[rows], grad)
+        loss = _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation,
+                                      many_to_many, loss_code, Xt, Y[rows], h0,
+                                      lengths[rows], grad)
         losses[done] = loss
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             return done
@@ -320,6 +483,19 @@ def _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_
 
 def forecast(recurrences, theta, I, H, O, L, activation, X, h0, feedback, future, Y_out,
              h_last):
+    chunks = _chunks(recurrences, X.shape[0], H, X.shape[1] + Y_out.shape[1])
+    if chunks is None:
+        _forecast(recurrences, theta, I, H, O, L, activation, X, h0, feedback, future,
+                  Y_out, h_last)
+        return
+    whole = _whole(recurrences)
+    _run_chunks(chunks, recurrences.threads, lambda i, a, b: _forecast(
+        whole, theta, I, H, O, L, activation, X[a:b], h0[:, a:b], feedback, future[a:b],
+        Y_out[a:b], h_last[:, a:b]))
+
+
+def _forecast(recurrences, theta, I, H, O, L, activation, X, h0, feedback, future, Y_out,
+              h_last):
     layers, Why, by = parameter_views(theta, I, H, O, L)
     batch, steps, _ = X.shape
     lengths = np.full(batch, steps, dtype=np.intp)

@@ -78,8 +78,8 @@ def elements_per_step(code: int, output_size: int) -> int:
     return target_width(code, output_size)
 
 
-def value_and_gradient(code: int, outputs: Any, targets: Any, valid: Any = None
-                       ) -> tuple[float, Any]:
+def value_and_gradient(code: int, outputs: Any, targets: Any, valid: Any = None,
+                       valid_rows: int | None = None) -> tuple[float, Any]:
     """Mean loss over the valid rows, and its gradient with respect to ``outputs``.
 
     Parameters
@@ -92,6 +92,10 @@ def value_and_gradient(code: int, outputs: Any, targets: Any, valid: Any = None
         Targets of the same rows; values in invalid rows are ignored (NaN too).
     valid : ndarray of bool, shape (..., 1), optional
         Which rows count; every row when None.
+    valid_rows : int, optional
+        The number of valid rows the mean is over, when the rows given are one part
+        of a larger batch (the parts' losses and gradients then add up to the
+        batch's); the valid rows given when None.
 
     Returns
     -------
@@ -102,7 +106,10 @@ def value_and_gradient(code: int, outputs: Any, targets: Any, valid: Any = None
     """
     O = outputs.shape[-1]
     rows = outputs.size // O if O else 0
-    n_valid = rows if valid is None else int(np.count_nonzero(valid))
+    if valid_rows is not None:
+        n_valid = valid_rows
+    else:
+        n_valid = rows if valid is None else int(np.count_nonzero(valid))
     count = n_valid * elements_per_step(code, O)
     if valid is not None:
         # where, not multiply: targets in padded rows may hold anything, NaN too.

@@ -35,7 +35,8 @@ import contextlib
 import operator
 import os
 import threading
-from typing import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable, Iterator, Sequence
 
 # Kernel modules loaded so far: each compiled one keeps its own C copy of the
 # requests (the baseline and the AVX2 build are separate shared objects).
@@ -44,6 +45,8 @@ _PROCESS_REQUEST = 0          # 0: no request, OpenMP's default applies
 _LOCK = threading.Lock()
 _THIS_THREAD = threading.local()
 _FORKED = False               # True in a child made by fork: one thread only
+_POOL: ThreadPoolExecutor | None = None   # run_in_threads' workers, made when needed
+_POOL_SIZE = 0
 
 
 def register(kernels: object) -> None:
@@ -61,9 +64,10 @@ def _apply(kernels: object, process: int, this_thread: int) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _FORKED, _LOCK
+    global _FORKED, _LOCK, _POOL, _POOL_SIZE
     _FORKED = True
     _LOCK = threading.Lock()  # the parent's may have been held by another thread
+    _POOL, _POOL_SIZE = None, 0  # its threads did not survive the fork
     for kernels in _MODULES:
         _apply(kernels, 1, -1)
 
@@ -159,3 +163,36 @@ def _set_this_thread(value: int) -> None:
         modules = list(_MODULES)
     for kernels in modules:
         _apply(kernels, -1, value)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL, _POOL_SIZE
+    with _LOCK:
+        if _POOL is None or _POOL_SIZE < workers:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elman")
+            _POOL_SIZE = workers
+        return _POOL
+
+
+def run_in_threads(tasks: Sequence[Callable[[], None]]) -> None:
+    """Run the callables of ``tasks`` at once: the first on the calling thread, each
+    other one on a worker thread of a pool kept for the process. Returns when all are
+    done; an exception of the first task, or else of the first failing worker task,
+    is raised then.
+
+    For work that releases the GIL (BLAS products, compiled loops): the tasks of a
+    call may share a worker when other calls use the pool at the same time, so a
+    task must never wait for another.
+    """
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    futures = [_pool(len(tasks) - 1).submit(task) for task in tasks[1:]]
+    try:
+        tasks[0]()
+    finally:
+        wait(futures)
+    for future in futures:
+        future.result()

@@ -253,13 +253,21 @@ def ready_array(value: Any, shape: tuple[int, ...], dtype: Any) -> FloatArray | 
 def all_finite(array: Array) -> bool:
     """True when every value of a float array is finite (no NaN, no inf).
 
-    First the dot product of the array with itself (one BLAS call, no temporary
-    array): it is finite only when every value is. When it is not -- a NaN or an
+    For a small array, first the dot product of the array with itself (one BLAS
+    call, no temporary array): it is finite only when every value is. When it is not -- a NaN or an
     inf, or finite values so large that the squares overflow -- isfinite and all
     decide. Never a plain sum, which would warn on overflow where the full checks
     accept the values silently (BLAS does not warn).
     """
+    if array.size > _BLAS_THREADED_SIZE:
+        return bool(np.isfinite(array).all())
     return math.isfinite(np.vdot(array, array)) or bool(np.isfinite(array).all())
+
+
+# Above this many elements OpenBLAS runs a dot product on all its threads, which then
+# spin for about 0.1 s (OpenBLAS's thread timeout) after it returns, competing for
+# the cores with the kernels' own threads; isfinite is then cheap beside the call.
+_BLAS_THREADED_SIZE = 8192
 
 
 def check_initial_state(h0: Any, num_layers: int, hidden_size: int, batch: int,
