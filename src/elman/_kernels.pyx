@@ -34,7 +34,7 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, sqrtf, isfinite, pow, exp, log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
+from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck, Py_TYPE
 
 import numpy as np
 
@@ -797,6 +797,7 @@ cdef void _apply_update(int optimizer, floating* theta, const floating* grad,
 
 cdef extern from "_kernels.h":
     ctypedef struct elman_descr_head:
+        char byteorder
         int type_num
     ctypedef struct elman_array_head:
         char* data
@@ -850,6 +851,49 @@ cdef elman_array_head* _array(object a, str name, int type_num, int ndim,
             f"{ndim}-d {expected} array; got a {a.ndim}-d {a.dtype} array, "
             f"C-contiguous {a.flags.c_contiguous}, writeable {a.flags.writeable}")
     return head
+
+
+# ---------------------------------------------------------------------------
+# Input check for the model's streaming step (not a kernel: it computes nothing)
+# ---------------------------------------------------------------------------
+
+cdef bint _ready_matrix(object a, int kind, Py_ssize_t rows, Py_ssize_t cols):
+    """True when ``a`` is an ndarray (not a subclass) of shape (rows, cols), of dtype
+    number ``kind`` in native byte order, C-contiguous, and every value is finite."""
+    cdef elman_array_head* head
+    cdef Py_ssize_t i, n = rows * cols
+    cdef const double* values
+    cdef const float* values32
+    cdef bint bad = False
+    if Py_TYPE(a) != NDARRAY:
+        return False
+    head = <elman_array_head*><PyObject*>a
+    if (head.nd != 2 or head.dimensions[0] != rows or head.dimensions[1] != cols
+            or head.descr.type_num != kind or head.descr.byteorder != b'='
+            or not head.flags & ELMAN_ARRAY_C_CONTIGUOUS):
+        return False
+    # v * 0 is 0 for every finite v and NaN for NaN and inf (finite values never
+    # overflow it); an OR of the comparisons, which the compiler vectorises.
+    if kind == FLOAT64:
+        values = <const double*>head.data
+        for i in range(n):
+            bad |= not (values[i] * 0.0 == 0.0)
+    else:
+        values32 = <const float*>head.data
+        for i in range(n):
+            bad |= not (values32[i] * 0.0 == 0.0)
+    return not bad
+
+
+def _stream_step_ready(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t L, x, h):
+    """True when ``x`` (1, I) and ``h`` (L, H) are what ``step`` takes as they are:
+    ndarrays (not subclasses) in theta's dtype, native byte order, C-contiguous,
+    every value finite -- what ``elman._validation``'s full checks would pass
+    without a copy. False for anything else, never an exception: the model then
+    takes the full checks, which alone raise the errors. ``elman._validation``'s
+    ``stream_step_ready_python`` is the same test in Python."""
+    cdef int kind = _float_kind(theta)
+    return _ready_matrix(x, kind, 1, I) and _ready_matrix(h, kind, L, H)
 
 
 # ---------------------------------------------------------------------------

@@ -262,6 +262,21 @@ def all_finite(array: Array) -> bool:
     return math.isfinite(np.vdot(array, array)) or bool(np.isfinite(array).all())
 
 
+def stream_step_ready_python(theta: FloatArray, input_size: int, hidden_size: int,
+                             num_layers: int, x: Any, h: Any) -> bool:
+    """True when ``x`` is one unbatched step (1, input_size) and ``h`` the states
+    (num_layers, hidden_size), both ndarrays (not subclasses) in theta's dtype,
+    C-contiguous and finite: what the full checks would pass without a copy, and
+    what the compiled ``step`` takes as it is. Never raises: anything else is
+    False, and the full checks decide (and raise the errors)."""
+    dtype = theta.dtype
+    return (type(x) is np.ndarray and type(h) is np.ndarray
+            and x.shape == (1, input_size) and h.shape == (num_layers, hidden_size)
+            and x.dtype == dtype and h.dtype == dtype
+            and x.flags.c_contiguous and h.flags.c_contiguous
+            and all_finite(x) and all_finite(h))
+
+
 def check_initial_state(h0: Any, num_layers: int, hidden_size: int, batch: int,
                         unbatched: bool, dtype: Any, name: str = "h0") -> FloatArray:
     """(L, B, H) initial states in ``dtype``; read-only zeros when h0 is None.
