@@ -792,7 +792,7 @@ cdef void _apply_update(int optimizer, floating* theta, const floating* grad,
 
 
 # ---------------------------------------------------------------------------
-# Arrays received as objects (forward, loss_and_grad, step)
+# Arrays received as objects (forward, loss_and_grad, backward, step)
 # ---------------------------------------------------------------------------
 
 cdef extern from "_kernels.h":
@@ -1345,31 +1345,44 @@ cdef int _step(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
     return 0
 
 
-def backward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-             Py_ssize_t L, int activation, bint many_to_many,
-             const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
-             const Py_ssize_t[::1] lengths, const floating[:, :, ::1] dY,
-             floating[::1] grad, floating[:, :, ::1] dX, floating[:, :, ::1] dh0,
+def backward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+             int activation, bint many_to_many, X, h0, lengths, dY, grad, dX, dh0,
              dh_last):
-    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
-    cdef floating* work
-    cdef const floating[:, :, ::1] dh_last_view
-    cdef const floating* dh_last_ptr = NULL
-    if B == 0:
-        grad[:] = 0
-        return
+    cdef int kind = _float_kind(theta)
+    cdef elman_array_head* x = _array(X, "X", kind, 3, False)
+    cdef Py_ssize_t B = x.dimensions[0], T = x.dimensions[1]
+    cdef void* p_theta = _array(theta, "theta", kind, 1, False).data
+    cdef void* p_h0 = _array(h0, "h0", kind, 3, False).data
+    cdef void* p_lengths = _array(lengths, "lengths", INTP, 1, False).data
+    cdef void* p_dy = _array(dY, "dY", kind, 3, False).data
+    cdef elman_array_head* g = _array(grad, "grad", kind, 1, True)
+    cdef void* p_dx = _array(dX, "dX", kind, 3, True).data
+    cdef void* p_dh0 = _array(dh0, "dh0", kind, 3, True).data
+    cdef void* p_dh_last = NULL
+    cdef void* work
     if dh_last is not None:
-        dh_last_view = dh_last
-        dh_last_ptr = &dh_last_view[0, 0, 0]
-    work = <floating*>malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
-                             * sizeof(floating))
+        p_dh_last = _array(dh_last, "dh_last", kind, 3, False).data
+    if B == 0:
+        memset(g.data, 0, g.dimensions[0] * (8 if kind == FLOAT64 else 4))
+        return
+    work = malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
+                  * (8 if kind == FLOAT64 else 4))
     if work == NULL:
         raise MemoryError()
     with nogil:
         # dY is dL/dy itself: no loss is computed (MSE's code stands in).
-        _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, MSE, B, T,
-                       &X[0, 0, 0], &dY[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0],
-                       work, True, &dX[0, 0, 0], &dh0[0, 0, 0], dh_last_ptr)
+        if kind == FLOAT64:
+            _loss_and_grad[double](
+                <const double*>p_theta, I, H, O, L, activation, many_to_many, MSE, B, T,
+                <const double*>x.data, <const double*>p_dy, <const double*>p_h0,
+                <const Py_ssize_t*>p_lengths, <double*>g.data, <double*>work, True,
+                <double*>p_dx, <double*>p_dh0, <const double*>p_dh_last)
+        else:
+            _loss_and_grad[float](
+                <const float*>p_theta, I, H, O, L, activation, many_to_many, MSE, B, T,
+                <const float*>x.data, <const float*>p_dy, <const float*>p_h0,
+                <const Py_ssize_t*>p_lengths, <float*>g.data, <float*>work, True,
+                <float*>p_dx, <float*>p_dh0, <const float*>p_dh_last)
     free(work)
 
 
