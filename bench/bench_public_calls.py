@@ -16,8 +16,8 @@ What a script that calls the model itself pays per call, float64, one thread:
 
 Beside each: ``kernel``, the compiled kernel function the call ends in (``step``
 for the stream step), called
-with arrays made ready beforehand (its own cost: acquiring the typed memoryviews,
-plus the arithmetic), and ``torch``, the same computation in PyTorch (``nn.RNN`` +
+with arrays made ready beforehand (its own cost: reading the arrays' headers, plus
+the arithmetic), and ``torch``, the same computation in PyTorch (``nn.RNN`` +
 ``nn.Linear``; ``loss_and_grad`` is forward, ``MSELoss``, ``zero_grad`` and
 ``backward``; forward passes under ``torch.no_grad()``), and ``jax``, the same in
 JAX when it is installed: ``jax.jit``-compiled functions (``lax.scan`` over the
