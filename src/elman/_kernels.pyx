@@ -889,7 +889,7 @@ def _stream_step_ready(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t L, x, h):
     """True when ``x`` (1, I) and ``h`` (L, H) are what ``step`` takes as they are:
     ndarrays (not subclasses) in theta's dtype, native byte order, C-contiguous,
     every value finite -- what ``elman._validation``'s full checks would pass
-    without a copy. False for anything else, never an exception: the model then
+    without a copy. False for any other x and h, never an exception: the model then
     takes the full checks, which alone raise the errors. ``elman._validation``'s
     ``stream_step_ready_python`` is the same test in Python."""
     cdef int kind = _float_kind(theta)
