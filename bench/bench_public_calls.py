@@ -9,12 +9,15 @@ What a script that calls the model itself pays per call, float64, one thread:
 * ``loss_and_grad`` at (3, 4, 7, 1) and (1, 50, 10, 1): ``model.loss_and_grad(X, Y)``;
 * ``stream step`` at (1, 50, 1, 1): one step of the streaming idiom
   ``y, h = model.forward(x_t[None, :], h, return_state=True)``;
+* ``stream step, Python check``: the same idiom with the step's input test done in
+  Python (``_validation.stream_step_ready_python``, what the NumPy backend uses)
+  instead of in one compiled call: what the compiled test saves (no peers timed);
 * ``predict`` at (3, 4, 7, 1): ``model.predict(X)``.
 
 Beside each: ``kernel``, the compiled kernel function the call ends in (``step``
 for the stream step), called
-with arrays made ready beforehand (its own cost: acquiring the typed memoryviews,
-plus the arithmetic), and ``torch``, the same computation in PyTorch (``nn.RNN`` +
+with arrays made ready beforehand (its own cost: reading the arrays' headers, plus
+the arithmetic), and ``torch``, the same computation in PyTorch (``nn.RNN`` +
 ``nn.Linear``; ``loss_and_grad`` is forward, ``MSELoss``, ``zero_grad`` and
 ``backward``; forward passes under ``torch.no_grad()``), and ``jax``, the same in
 JAX when it is installed: ``jax.jit``-compiled functions (``lax.scan`` over the
@@ -43,12 +46,15 @@ import numpy as np  # noqa: E402
 import elman  # noqa: E402
 from _common import (add_clock_argument, apply_clock_argument, format_seconds,  # noqa: E402
                      machine_line, print_table, time_interleaved)
-from elman import _backend  # noqa: E402
+from elman import _backend, rnn  # noqa: E402
+from elman._validation import stream_step_ready_python  # noqa: E402
 
 # (call, (I, H, T, B))
 CASES = [("forward", (3, 4, 7, 1)), ("loss_and_grad", (3, 4, 7, 1)),
          ("loss_and_grad", (1, 50, 10, 1)), ("stream step", (1, 50, 1, 1)),
-         ("predict", (3, 4, 7, 1))]
+         ("stream step, Python check", (1, 50, 1, 1)), ("predict", (3, 4, 7, 1))]
+# Cases timed against the elman calls above only, not against the peers.
+WITHOUT_PEERS = {"stream step, Python check"}
 OUTPUT = 1
 
 
@@ -99,6 +105,17 @@ def elman_case(call, shape):
         for i in range(n):
             _, h = model.forward(stream[i & 4095][None, :], h, return_state=True)
         state[0] = h
+
+    if call == "stream step, Python check":
+        compiled_public = public
+
+        def public(n):
+            compiled_check = rnn.stream_step_ready
+            rnn.stream_step_ready = stream_step_ready_python
+            try:
+                compiled_public(n)
+            finally:
+                rnn.stream_step_ready = compiled_check
 
     x, h, y, h_next = X[0], np.zeros((1, H)), np.empty((1, OUTPUT)), np.empty((1, H))
 
@@ -241,6 +258,8 @@ def main(argv=None):
         public, kernel = elman_case(call, shape)
         cases[(key, "elman")] = (public, 1)
         cases[(key, "kernel")] = (kernel, 1)
+        if call in WITHOUT_PEERS:
+            continue
         if torch is not None:
             cases[(key, "torch")] = (torch_case(torch, call, shape), 1)
         if jax is not None:

@@ -34,7 +34,7 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, sqrtf, isfinite, pow, exp, log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
+from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck, Py_TYPE
 
 import numpy as np
 
@@ -792,11 +792,12 @@ cdef void _apply_update(int optimizer, floating* theta, const floating* grad,
 
 
 # ---------------------------------------------------------------------------
-# Arrays received as objects (forward, loss_and_grad, step)
+# Arrays received as objects (forward, loss_and_grad, backward, step)
 # ---------------------------------------------------------------------------
 
 cdef extern from "_kernels.h":
     ctypedef struct elman_descr_head:
+        char byteorder
         int type_num
     ctypedef struct elman_array_head:
         char* data
@@ -850,6 +851,49 @@ cdef elman_array_head* _array(object a, str name, int type_num, int ndim,
             f"{ndim}-d {expected} array; got a {a.ndim}-d {a.dtype} array, "
             f"C-contiguous {a.flags.c_contiguous}, writeable {a.flags.writeable}")
     return head
+
+
+# ---------------------------------------------------------------------------
+# Input check for the model's streaming step (not a kernel: it computes nothing)
+# ---------------------------------------------------------------------------
+
+cdef bint _ready_matrix(object a, int kind, Py_ssize_t rows, Py_ssize_t cols):
+    """True when ``a`` is an ndarray (not a subclass) of shape (rows, cols), of dtype
+    number ``kind`` in native byte order, C-contiguous, and every value is finite."""
+    cdef elman_array_head* head
+    cdef Py_ssize_t i, n = rows * cols
+    cdef const double* values
+    cdef const float* values32
+    cdef bint bad = False
+    if Py_TYPE(a) != NDARRAY:
+        return False
+    head = <elman_array_head*><PyObject*>a
+    if (head.nd != 2 or head.dimensions[0] != rows or head.dimensions[1] != cols
+            or head.descr.type_num != kind or head.descr.byteorder != b'='
+            or not head.flags & ELMAN_ARRAY_C_CONTIGUOUS):
+        return False
+    # v * 0 is 0 for every finite v and NaN for NaN and inf (finite values never
+    # overflow it); an OR of the comparisons, which the compiler vectorises.
+    if kind == FLOAT64:
+        values = <const double*>head.data
+        for i in range(n):
+            bad |= not (values[i] * 0.0 == 0.0)
+    else:
+        values32 = <const float*>head.data
+        for i in range(n):
+            bad |= not (values32[i] * 0.0 == 0.0)
+    return not bad
+
+
+def _stream_step_ready(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t L, x, h):
+    """True when ``x`` (1, I) and ``h`` (L, H) are what ``step`` takes as they are:
+    ndarrays (not subclasses) in theta's dtype, native byte order, C-contiguous,
+    every value finite -- what ``elman._validation``'s full checks would pass
+    without a copy. False for any other x and h, never an exception: the model then
+    takes the full checks, which alone raise the errors. ``elman._validation``'s
+    ``stream_step_ready_python`` is the same test in Python."""
+    cdef int kind = _float_kind(theta)
+    return _ready_matrix(x, kind, 1, I) and _ready_matrix(h, kind, L, H)
 
 
 # ---------------------------------------------------------------------------
@@ -1301,31 +1345,44 @@ cdef int _step(const floating* theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
     return 0
 
 
-def backward(const floating[::1] theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O,
-             Py_ssize_t L, int activation, bint many_to_many,
-             const floating[:, :, ::1] X, const floating[:, :, ::1] h0,
-             const Py_ssize_t[::1] lengths, const floating[:, :, ::1] dY,
-             floating[::1] grad, floating[:, :, ::1] dX, floating[:, :, ::1] dh0,
+def backward(theta, Py_ssize_t I, Py_ssize_t H, Py_ssize_t O, Py_ssize_t L,
+             int activation, bint many_to_many, X, h0, lengths, dY, grad, dX, dh0,
              dh_last):
-    cdef Py_ssize_t B = X.shape[0], T = X.shape[1]
-    cdef floating* work
-    cdef const floating[:, :, ::1] dh_last_view
-    cdef const floating* dh_last_ptr = NULL
-    if B == 0:
-        grad[:] = 0
-        return
+    cdef int kind = _float_kind(theta)
+    cdef elman_array_head* x = _array(X, "X", kind, 3, False)
+    cdef Py_ssize_t B = x.dimensions[0], T = x.dimensions[1]
+    cdef void* p_theta = _array(theta, "theta", kind, 1, False).data
+    cdef void* p_h0 = _array(h0, "h0", kind, 3, False).data
+    cdef void* p_lengths = _array(lengths, "lengths", INTP, 1, False).data
+    cdef void* p_dy = _array(dY, "dY", kind, 3, False).data
+    cdef elman_array_head* g = _array(grad, "grad", kind, 1, True)
+    cdef void* p_dx = _array(dX, "dX", kind, 3, True).data
+    cdef void* p_dh0 = _array(dh0, "dh0", kind, 3, True).data
+    cdef void* p_dh_last = NULL
+    cdef void* work
     if dh_last is not None:
-        dh_last_view = dh_last
-        dh_last_ptr = &dh_last_view[0, 0, 0]
-    work = <floating*>malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
-                             * sizeof(floating))
+        p_dh_last = _array(dh_last, "dh_last", kind, 3, False).data
+    if B == 0:
+        memset(g.data, 0, g.dimensions[0] * (8 if kind == FLOAT64 else 4))
+        return
+    work = malloc((_loss_grad_work_size(I, H, O, L, B, T) + 1)
+                  * (8 if kind == FLOAT64 else 4))
     if work == NULL:
         raise MemoryError()
     with nogil:
         # dY is dL/dy itself: no loss is computed (MSE's code stands in).
-        _loss_and_grad(&theta[0], I, H, O, L, activation, many_to_many, MSE, B, T,
-                       &X[0, 0, 0], &dY[0, 0, 0], &h0[0, 0, 0], &lengths[0], &grad[0],
-                       work, True, &dX[0, 0, 0], &dh0[0, 0, 0], dh_last_ptr)
+        if kind == FLOAT64:
+            _loss_and_grad[double](
+                <const double*>p_theta, I, H, O, L, activation, many_to_many, MSE, B, T,
+                <const double*>x.data, <const double*>p_dy, <const double*>p_h0,
+                <const Py_ssize_t*>p_lengths, <double*>g.data, <double*>work, True,
+                <double*>p_dx, <double*>p_dh0, <const double*>p_dh_last)
+        else:
+            _loss_and_grad[float](
+                <const float*>p_theta, I, H, O, L, activation, many_to_many, MSE, B, T,
+                <const float*>x.data, <const float*>p_dy, <const float*>p_h0,
+                <const Py_ssize_t*>p_lengths, <float*>g.data, <float*>work, True,
+                <float*>p_dx, <float*>p_dh0, <const float*>p_dh_last)
     free(work)
 
 

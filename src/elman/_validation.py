@@ -254,10 +254,11 @@ def all_finite(array: Array) -> bool:
     """True when every value of a float array is finite (no NaN, no inf).
 
     For a small array, first the dot product of the array with itself (one BLAS
-    call, no temporary array): it is finite only when every value is. When it is not -- a NaN or an
-    inf, or finite values so large that the squares overflow -- isfinite and all
-    decide. Never a plain sum, which would warn on overflow where the full checks
-    accept the values silently (BLAS does not warn).
+    call, no temporary array): it is finite only when every value is. When it is
+    not -- a NaN or an inf, or finite values so large that the squares overflow --
+    isfinite and all decide. Never a plain sum, which would warn on overflow where
+    the full checks accept the values silently (BLAS does not warn). A large array
+    goes straight to isfinite (see _BLAS_THREADED_SIZE).
     """
     if array.size > _BLAS_THREADED_SIZE:
         return bool(np.isfinite(array).all())
@@ -268,6 +269,21 @@ def all_finite(array: Array) -> bool:
 # spin for about 0.1 s (OpenBLAS's thread timeout) after it returns, competing for
 # the cores with the kernels' own threads; isfinite is then cheap beside the call.
 _BLAS_THREADED_SIZE = 8192
+
+
+def stream_step_ready_python(theta: FloatArray, input_size: int, hidden_size: int,
+                             num_layers: int, x: Any, h: Any) -> bool:
+    """True when ``x`` is one unbatched step (1, input_size) and ``h`` the states
+    (num_layers, hidden_size), both ndarrays (not subclasses) in theta's dtype,
+    C-contiguous and finite: what the full checks would pass without a copy, and
+    what the compiled ``step`` takes as it is. Never raises: anything else is
+    False, and the full checks decide (and raise the errors)."""
+    dtype = theta.dtype
+    return (type(x) is np.ndarray and type(h) is np.ndarray
+            and x.shape == (1, input_size) and h.shape == (num_layers, hidden_size)
+            and x.dtype == dtype and h.dtype == dtype
+            and x.flags.c_contiguous and h.flags.c_contiguous
+            and all_finite(x) and all_finite(h))
 
 
 def check_initial_state(h0: Any, num_layers: int, hidden_size: int, batch: int,

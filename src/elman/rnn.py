@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, overload
 
 import numpy as np
 
-from elman import _engine, _losses
+from elman import _backend, _engine, _losses
 from elman._layout import (
     ACTIVATIONS,
     Gradients,
@@ -47,6 +47,7 @@ from elman._validation import (
     full_lengths,
     ready_array,
     shape_text,
+    stream_step_ready_python,
     zero_states,
 )
 from elman._typing import Array, ArrayLike, DTypeLike, FloatArray
@@ -58,6 +59,24 @@ __all__ = ["Gradients", "INIT_SCHEMES", "NONLINEARITIES", "RNN"]
 
 INIT_SCHEMES = ("uniform", "normal", "orthogonal", "identity")
 NONLINEARITIES = ACTIVATIONS
+
+
+def _stream_step_check() -> Callable[..., bool]:
+    """The compiled form of ``_validation.stream_step_ready_python`` (the same test,
+    read from the arrays' headers in one call) when the compiled kernels are the
+    process's backend; otherwise that Python function."""
+    if _backend.active_name() == "cython":
+        compiled = getattr(_backend.get_kernels(), "_stream_step_ready", None)
+        if compiled is not None:
+            return compiled  # type: ignore[no-any-return]
+    return stream_step_ready_python
+
+
+# stream_step_ready(theta, input_size, hidden_size, num_layers, x, h) -> bool, equal
+# to _validation.stream_step_ready_python on every input. A test of two arrays, not a
+# kernel: it computes nothing, so forward calls it before any kernel, whichever
+# backend then computes.
+stream_step_ready = _stream_step_check()
 
 
 class _TrainingFit:
@@ -382,19 +401,6 @@ class RNN:
             X = X.reshape(1, steps, width)
         return X, h0, full_lengths(batch, steps), unbatched
 
-    def _is_stream_step(self, X: object, h0: object) -> bool:
-        """True when X is one unbatched step (1, input_size) and h0 the states
-        (num_layers, hidden_size), both ndarrays (not subclasses) in the model's
-        dtype, C-contiguous and finite: what the full checks would pass without a
-        copy."""
-        dtype = self.dtype
-        return (type(X) is np.ndarray and type(h0) is np.ndarray
-                and X.shape == (1, self.input_size)
-                and h0.shape == (self.num_layers, self.hidden_size)
-                and X.dtype == dtype and h0.dtype == dtype
-                and X.flags.c_contiguous and h0.flags.c_contiguous
-                and all_finite(X) and all_finite(h0))
-
     def _checked_inputs(self, X: object, h0: object, lengths: object
                         ) -> tuple[FloatArray, FloatArray, Array, bool]:
         """(X (B, T, I), h0 (L, B, H), lengths, unbatched) by the full checks of
@@ -473,7 +479,8 @@ class RNN:
             Only with ``return_state=True``; (num_layers, hidden_size) for
             unbatched X.
         """
-        if return_state and lengths is None and self._is_stream_step(X, h0):
+        if return_state and lengths is None and stream_step_ready(
+                self._theta, self.input_size, self.hidden_size, self.num_layers, X, h0):
             # The streaming idiom, forward(x_t[None], h, return_state=True), when
             # x_t and h are ready as they are: one compiled step.
             Y = np.empty((1, self.output_size) if self.return_sequences
