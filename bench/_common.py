@@ -79,14 +79,19 @@ def calibrate(run, target_seconds):
     return max(1, int(round(reps * target_seconds / max(elapsed, 1e-9))))
 
 
-def time_interleaved(cases, rounds, target_seconds, statistic=None):
+def time_interleaved(cases, rounds, target_seconds, statistic=None, settle=0.0):
     """Median (or ``statistic``, e.g. ``min``) seconds per call of every case,
     timed in interleaved rounds.
 
     cases: dict name -> (run, units) where run(n) repeats the measured work n times
     (its own loop, so that a context such as ``elman.use_backend`` is entered once,
     outside the repetitions) and one repetition does ``units`` of it, so the result
-    is seconds per unit. Returns dict name -> seconds.
+    is seconds per unit. ``settle``: seconds to sleep before each timed case, so
+    that the threads the previous case woke have gone back to sleep (OpenBLAS's
+    spin for about 0.1 s after a threaded call; while they spin they take a core
+    from the next case), followed by one untimed repetition of the case, which
+    wakes the cores the sleep let go idle (a virtual machine's idle CPUs can take
+    tens of milliseconds to come back to speed). Returns dict name -> seconds.
     """
     if target_seconds:
         reps = {name: calibrate(run, target_seconds) for name, (run, _) in cases.items()}
@@ -96,6 +101,9 @@ def time_interleaved(cases, rounds, target_seconds, statistic=None):
     for _ in range(rounds):
         for name, (run, units) in cases.items():
             n = reps[name]
+            if settle:
+                time.sleep(settle)
+                run(1)
             started = _clock()
             run(n)
             samples[name].append((_clock() - started) / (n * units))

@@ -6,7 +6,8 @@
 What a script that calls the model itself pays per call, float64, one thread:
 
 * ``forward`` at (I, H, T, B) = (3, 4, 7, 1): ``model.forward(X)``;
-* ``loss_and_grad`` at (3, 4, 7, 1) and (1, 50, 10, 1): ``model.loss_and_grad(X, Y)``;
+* ``loss_and_grad`` at (3, 4, 7, 1), (1, 50, 10, 1) and (32, 256, 100, 64):
+  ``model.loss_and_grad(X, Y)`` (the last on the gemm route, one thread, batch whole);
 * ``stream step`` at (1, 50, 1, 1): one step of the streaming idiom
   ``y, h = model.forward(x_t[None, :], h, return_state=True)``;
 * ``stream step, Python check``: the same idiom with the step's input test done in
@@ -46,13 +47,14 @@ import numpy as np  # noqa: E402
 import elman  # noqa: E402
 from _common import (add_clock_argument, apply_clock_argument, format_seconds,  # noqa: E402
                      machine_line, print_table, time_interleaved)
-from elman import _backend, rnn  # noqa: E402
+from elman import _backend, _engine, rnn  # noqa: E402
 from elman._validation import stream_step_ready_python  # noqa: E402
 
 # (call, (I, H, T, B))
 CASES = [("forward", (3, 4, 7, 1)), ("loss_and_grad", (3, 4, 7, 1)),
          ("loss_and_grad", (1, 50, 10, 1)), ("stream step", (1, 50, 1, 1)),
-         ("stream step, Python check", (1, 50, 1, 1)), ("predict", (3, 4, 7, 1))]
+         ("stream step, Python check", (1, 50, 1, 1)), ("predict", (3, 4, 7, 1)),
+         ("loss_and_grad", (32, 256, 100, 64))]
 # Cases timed against the elman calls above only, not against the peers.
 WITHOUT_PEERS = {"stream step, Python check"}
 OUTPUT = 1
@@ -77,9 +79,13 @@ def elman_case(call, shape):
         for _ in range(n):
             kernels.forward(theta, I, H, OUTPUT, 1, 0, True, X, h0, lengths, Y_out, h_last)
 
+    # A large batch's call ends in the route table's gemm route, not in one kernel.
+    loss_and_grad = (kernels.loss_and_grad if _engine.uses_fused_loops(B, H)
+                     else _engine.route(B, H, kernels).loss_and_grad)
+
     def kernel_loss_and_grad(n):
         for _ in range(n):
-            kernels.loss_and_grad(theta, I, H, OUTPUT, 1, 0, True, 0, X, Y, h0, lengths, grad)
+            loss_and_grad(theta, I, H, OUTPUT, 1, 0, True, 0, X, Y, h0, lengths, grad)
 
     if call == "forward":
         def public(n):

@@ -47,7 +47,10 @@ environment is kept as it is. To confine every library to exactly N cores
 whatever threads it starts, run the whole script under ``taskset``, e.g.
 ``taskset -c 0 python bench/bench_suite.py`` and ``taskset -c 0,1 python
 bench/bench_suite.py --threads 2``. With more than one thread, times are wall
-clock (CPU seconds would add the threads up).
+clock (CPU seconds would add the threads up), and each case waits 0.15 s and runs
+once untimed before it is timed, so that the threads of the case before
+(OpenBLAS's spin for about 0.1 s after a threaded product) do not take its cores
+and the cores the wait let go idle are back to speed.
 
 ``--quick`` is the CI smoke run: every case once (no warm-up, one round), under a
 minute; its numbers are only a smoke test.
@@ -321,7 +324,10 @@ def main(argv=None):
             if jax is not None:
                 for kind, case in jax_cases(jax, shape, dtype).items():
                     cases[(shape, dtype, "jax", kind)] = case
-    medians = time_interleaved(cases, rounds, target)
+    # With several threads each case starts once the previous case's threads are
+    # asleep (OpenBLAS's spin about 0.1 s after a threaded product, and a case run
+    # meanwhile would share its cores with them), after one untimed repetition.
+    medians = time_interleaved(cases, rounds, target, settle=0.15 if THREADS > 1 else 0.0)
 
     gemm_rate = {dtype: 2.0 * 1024 ** 3 / medians[("gemm", dtype)] for dtype in dtypes}
     print("\nGEMM rate (NumPy 1024x1024 matmul, same run, same threads): " + ", ".join(

@@ -9,16 +9,20 @@ clipping by value, as ``bench_suite.py`` times a step) at (I, H, T, B) =
 (8, 64, 50, 32) and (32, 256, 100, 64), on 1 thread and on 2 (elman's threads,
 ``elman.num_threads``, and BLAS's, ``threadpoolctl``, set together), timed
 interleaved: each round times 1 thread, then 2, so that both see the same load;
-the minimum over rounds is kept (wall clock). It prints the speed-up and, for the
-large shape (the gemm route), the step's rate as a fraction of the GEMM rate on
-the same threads: NumPy's 1024 x 1024 matmul, timed in the same rounds, with the
-flops ``bench_suite.py`` counts (6 (I H + H^2 + H O) per sequence step).
+the minimum over rounds is kept (wall clock). It prints the speed-up and the
+step's rate as a fraction of the GEMM rate on the same threads (NumPy's 1024 x 1024
+matmul, timed in the same rounds, with the flops ``bench_suite.py`` counts:
+6 (I H + H^2 + H O) per sequence step). Where the gemm route cuts the batch into
+chunks it also times the step on one thread with the batch whole (no chunks, as a
+process started with ``OMP_NUM_THREADS=1`` runs it) and the two-thread speed-up
+over that.
 
 ``--chunk-cost``: what cutting a batch into chunks (so that the chunks can run on
 threads with results independent of the thread count) costs on one thread: the
 fused loss and gradient at small shapes, chunked as the kernels do against one
-chunk, interleaved, minimum over rounds of process CPU time (one thread, so a
-loaded machine's waits do not count).
+chunk, and the gemm route's at large shapes, cut as ``elman._gemm_path`` does
+against whole; interleaved, minimum over rounds of process CPU time (one thread,
+so a loaded machine's waits do not count).
 
 ``--two-models``: two ``fit`` calls on two models, one after the other and then
 in two Python threads (each model on one thread).
@@ -37,12 +41,16 @@ import time
 from _common import pin_threads
 
 pin_threads(default=1)
+# elman's default thread count is left to the CPUs, not pinned to one: a process
+# started with OMP_NUM_THREADS=1 runs the large-batch route whole, never in chunks
+# (elman._gemm_path), and the one-model cases set their threads themselves.
+os.environ.pop("OMP_NUM_THREADS", None)
 
 import numpy as np  # noqa: E402
 
 import elman  # noqa: E402
 from _common import machine_line  # noqa: E402
-from elman import _backend  # noqa: E402
+from elman import _backend, _engine, _gemm_path  # noqa: E402
 
 SHAPES = [(8, 64, 50, 32), (32, 256, 100, 64)]
 OUTPUT = 1
@@ -122,27 +130,53 @@ def one_model(rounds):
 
         for t in (1, 2):
             cases[(shape, t)] = (step, steps, t)
+        if _chunked(B, H, T):
+            cases[(shape, "whole")] = (_whole_batch(step), steps, 1)
     best = _minimum_interleaved(cases, rounds)
     gemm_rate = {t: 2.0 * n ** 3 / best[("gemm", t)] for t in (1, 2)}
     print(f"GEMM rate (NumPy {n}x{n} matmul, float64): 1 thread "
           f"{gemm_rate[1] / 1e9:.1f} GFLOP/s, 2 threads {gemm_rate[2] / 1e9:.1f} GFLOP/s "
           f"({gemm_rate[2] / gemm_rate[1]:.2f}x)")
     print("| (I,H,T,B) | route | 1 thread | 2 threads | speed-up | 1 thread % GEMM(1) "
-          "| 2 threads % GEMM(2) |")
-    print("|---|---|---|---|---|---|---|")
-    from elman import _engine
-
+          "| 2 threads % GEMM(2) | 1 thread, batch whole | speed-up over it |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for shape in SHAPES:
         I, H, T, B = shape
         route = _engine.route(B, H)
         name = route.name + ("" if route.recurrences is None
                              else f", {route.recurrences.name}")
+        if _chunked(B, H, T):
+            name += f", {len(_gemm_path.batch_chunks(B, H, T))} chunks"
         one, two = best[(shape, 1)], best[(shape, 2)]
         flops = step_flops(*shape)
+        whole = best.get((shape, "whole"))
+        whole_cells = ("- | -" if whole is None
+                       else f"{whole * 1e3:.3f} ms | {whole / two:.2f}x")
         print(f"| {shape} | {name} | {one * 1e3:.3f} ms | {two * 1e3:.3f} ms | "
               f"{one / two:.2f}x | {100 * flops / one / gemm_rate[1]:.0f}% | "
-              f"{100 * flops / two / gemm_rate[2]:.0f}% |")
+              f"{100 * flops / two / gemm_rate[2]:.0f}% | {whole_cells} |")
+    print("# 1 thread, batch whole: the gemm route on one thread without chunks, as a "
+          "process started with OMP_NUM_THREADS=1 runs it")
     print(f"# {_load_line()} after")
+
+
+def _chunked(batch, hidden, steps):
+    """True when the route cuts this batch into chunks in this process."""
+    route = _engine.route(batch, hidden)
+    return (route.recurrences is not None
+            and _gemm_path._chunks(route.recurrences, batch, hidden, steps) is not None)
+
+
+def _whole_batch(run):
+    """run, with the gemm route's batches kept whole (no chunks)."""
+    def whole(reps):
+        chunks = _gemm_path._chunks
+        _gemm_path._chunks = lambda *args: None
+        try:
+            run(reps)
+        finally:
+            _gemm_path._chunks = chunks
+    return whole
 
 
 def chunk_cost(rounds):
@@ -187,6 +221,31 @@ def chunk_cost(rounds):
         best = _minimum_interleaved(cases, rounds, clock=time.process_time)
         print(f"| {shape} | {best['one'] * 1e6:.2f} us | {best['chunked'] * 1e6:.2f} us | "
               f"{best['chunked'] / best['one']:.3f} |")
+    print()
+    print("# the gemm route's loss_and_grad on one thread: the batch whole against cut "
+          "into chunks (elman._gemm_path.batch_chunks)")
+    print("| (I,H,T,B) | chunks | whole | chunked | chunked / whole |")
+    print("|---|---|---|---|---|")
+    for shape in [(32, 256, 100, 64), (32, 256, 100, 128), (8, 128, 50, 256),
+                  (8, 512, 50, 64)]:
+        I, H, T, B = shape
+        if not _chunked(B, H, T):
+            print(f"| {shape} | not cut in this process | - | - | - |")
+            continue
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(B, T, I))
+        Y = rng.normal(size=(B, T, OUTPUT))
+        model = elman.RNN(I, H, OUTPUT, seed=0)
+
+        def run(reps, model=model, X=X, Y=Y):
+            for _ in range(reps):
+                model.loss_and_grad(X, Y)
+
+        cases = {"whole": (_whole_batch(run), 1, 1), "chunked": (run, 1, 1)}
+        best = _minimum_interleaved(cases, rounds, clock=time.process_time)
+        print(f"| {shape} | {len(_gemm_path.batch_chunks(B, H, T))} | "
+              f"{best['whole'] * 1e3:.2f} ms | {best['chunked'] * 1e3:.2f} ms | "
+              f"{best['chunked'] / best['whole']:.3f} |")
     print(f"# {_load_line()} after")
 
 

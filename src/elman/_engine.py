@@ -20,7 +20,8 @@ Routes, for the compiled backend:
     from ``BLAS_STEPS_MIN_BATCH`` sequences of ``BLAS_STEPS_MIN_HIDDEN`` units up,
     one BLAS product per step for the whole batch with the compiled elementwise
     step kernels (``blas steps``). A GEMM gains by reusing each weight across the
-    batch, which the per-sequence loops cannot.
+    batch, which the per-sequence loops cannot. With ``blas steps`` a large batch
+    is cut into chunks run on elman's threads (``_gemm_path.batch_chunks``).
 
 The NumPy twin has one route, ``twin``: its functions are ``_gemm_path`` around
 BLAS-step recurrences with NumPy's elementwise steps.

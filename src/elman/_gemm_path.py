@@ -20,6 +20,11 @@ of the step before each of them are all contiguous blocks, so that
   blocks (a run of dA against the same run of states shifted by one step), with no
   copy of the states.
 
+Threads: a large batch is cut into fixed chunks of sequences (``batch_chunks``),
+each computed whole -- projection, recurrence, head, loss and gradient -- on one of
+elman's threads with one-thread BLAS products, and the chunks' gradients are added
+in chunk order (see the constants below).
+
 Memory: the backward pass runs over blocks of ``_block_steps`` steps (at least
 about max(H, 256) sequence-steps each, so the weight-gradient products have a long
 inner dimension), from the last block to the first, with every layer handled
@@ -84,17 +89,25 @@ def batch_chunks(batch, hidden, steps):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _usable_cpus():
+def _default_threads():
+    """The threads this process would run by default: the CPUs it may use, or fewer
+    where ``OMP_NUM_THREADS`` (its first value) says so."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if first.isdigit() and int(first) > 0:
+        return min(cpus, int(first))
+    return cpus
 
 
-# Chunks cost a little on one thread (each chunk's products pack the weights again),
-# so a process that can only ever run on one CPU does not cut batches. The count is
-# read once: the chunks, and so the bits, must not change within a process.
-_CHUNKING = _usable_cpus() > 1
+# On one thread chunks cost 5-10% (each chunk's products pack the weights again,
+# bench/bench_threads.py --chunk-cost), so a process that runs one thread by default
+# (one CPU, or OMP_NUM_THREADS=1) does not cut batches. This is read once, at
+# import: the chunks, and so the bits, never change within a process, whatever
+# thread count it sets later.
+_CHUNKING = _default_threads() > 1
 
 
 def _chunks(recurrences, batch, hidden, steps):
@@ -266,15 +279,22 @@ def _forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, le
 def loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many, loss_code, X, Y,
                   h0, lengths, grad):
     return _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation, many_to_many,
-                                  loss_code, _time_major(X), Y, h0, lengths, grad)
+                                  loss_code, X, None, Y, h0, lengths, grad)
 
 
 def _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation, many_to_many,
-                           loss_code, Xt, Y, h0, lengths, grad):
-    """_loss_and_grad, in chunks of the batch where the route says so."""
-    steps, batch, _ = Xt.shape
+                           loss_code, X, rows, Y, h0, lengths, grad):
+    """_loss_and_grad of the sequences X[rows] (X batch-major, (N, T, I); all of X
+    when rows is None; Y, h0 and lengths already of those sequences), in chunks of
+    the batch where the route says so."""
+    batch = X.shape[0] if rows is None else rows.shape[0]
+    steps = X.shape[1]
     chunks = _chunks(recurrences, batch, H, steps)
     if chunks is None:
+        if rows is None:
+            Xt = _time_major(X)
+        else:  # gathered straight into time-major order: one copy
+            Xt = np.take(X.transpose(1, 0, 2), rows, axis=1)
         return _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many,
                               loss_code, Xt, Y, h0, lengths, grad)
     # The mean is over the whole batch's valid rows: each chunk's loss and gradient
@@ -285,10 +305,12 @@ def _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation, many_to_m
     whole = _whole(recurrences)
 
     def run(index, a, b):
+        # Each chunk gathers its own inputs (whole rows of X, then one transpose).
+        inputs = X[a:b] if rows is None else X[rows[a:b]]
         losses[index] = _loss_and_grad(
             whole, theta, I, H, O, L, activation, many_to_many, loss_code,
-            np.ascontiguousarray(Xt[:, a:b]), Y[a:b], h0[:, a:b], lengths[a:b],
-            partials[index], valid_rows)
+            _time_major(inputs), Y[a:b], h0[:, a:b], lengths[a:b], partials[index],
+            valid_rows)
 
     _run_chunks(chunks, recurrences.threads, run)
     _add_partials(grad, partials[1:])
@@ -460,15 +482,12 @@ def _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_
                  lengths, order, batch_size, optimizer, hyper, state, step_count,
                  clip_value, clip_norm, losses, gradient_hook):
     grad = np.empty_like(theta)
-    # The batch's inputs are gathered straight into time-major order: one copy.
-    X_time_major = X.transpose(1, 0, 2)
     done = 0
     for start in range(0, order.shape[0], batch_size):
         rows = order[start:start + batch_size]
         h0 = np.zeros((L, rows.shape[0], H), dtype=theta.dtype)
-        Xt = np.take(X_time_major, rows, axis=1)
         loss = _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation,
-                                      many_to_many, loss_code, Xt, Y[rows], h0,
+                                      many_to_many, loss_code, X, rows, Y[rows], h0,
                                       lengths[rows], grad)
         losses[done] = loss
         if not (np.isfinite(loss) and np.isfinite(grad).all()):

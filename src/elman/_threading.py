@@ -2,9 +2,12 @@
 
 The compiled kernels, when built with OpenMP, share the sequences of a batch among
 threads: the fused loops in fixed chunks of sequences whose partial gradients are
-added in a fixed order, the BLAS-step recurrences in runs of rows. The results are
-bit-identical for every thread count (tests/test_threads.py checks it), so the
-count is a matter of speed only.
+added in a fixed order, the compiled per-sequence recurrences by sequence. The BLAS
+route cuts a large batch into fixed chunks of sequences computed whole on Python
+threads (:func:`run_in_threads`) with one-thread BLAS products (see
+``elman._gemm_path`` and ``elman._blas_threads``), and adds their gradients in chunk
+order. The results are bit-identical for every thread count (tests/test_threads.py
+checks it), so the count is a matter of speed only.
 
 The count, from the first that applies:
 
@@ -21,9 +24,11 @@ threads again in a forked child of a process that used them, and a call would ha
 Processes started by ``spawn`` or ``forkserver`` (and joblib's loky workers) are
 fresh and use threads as usual.
 
-The BLAS products of the large-batch route use the BLAS library's own threads
-(OpenBLAS in NumPy's wheels), which ``OPENBLAS_NUM_THREADS`` or
-``threadpoolctl.threadpool_limits(n, user_api="blas")`` control.
+Where the BLAS route keeps a batch whole (too small to cut, a BLAS elman cannot
+hold at one thread, or a process started with one thread by default), its
+products use the BLAS library's own threads (OpenBLAS in NumPy's wheels), which
+``OPENBLAS_NUM_THREADS`` or ``threadpoolctl.threadpool_limits(n, user_api="blas")``
+control.
 
 The NumPy twin accepts the same settings and runs its elementwise work on the
 calling thread; only its BLAS products use threads.
@@ -104,7 +109,8 @@ def set_num_threads(n: int | None) -> None:
     Notes
     -----
     Results do not depend on the count: the batch is cut into fixed chunks whose
-    gradients are added in a fixed order. Without OpenMP in the compiled module
+    gradients are added in a fixed order (the BLAS route's chunks are fixed when the
+    process starts: ``OMP_NUM_THREADS=1`` then, or one CPU, keeps its batches whole). Without OpenMP in the compiled module
     (``elman.get_num_threads`` is then 1) and on the NumPy backend the setting is
     accepted and has no effect; in a child process made by fork the count stays
     1 (see ``elman._threading``). BLAS threads are the BLAS library's own (see
