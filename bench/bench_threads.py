@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import elman  # noqa: E402
 from _common import machine_line  # noqa: E402
 from elman import _backend, _engine, _gemm_path  # noqa: E402
+from elman._losses import LOSSES  # noqa: E402
 
 SHAPES = [(8, 64, 50, 32), (32, 256, 100, 64)]
 OUTPUT = 1
@@ -186,6 +187,7 @@ def chunk_cost(rounds):
     split, chunk = kernels.CHUNKING["FUSED_SPLIT_MIN_BATCH"], kernels.CHUNKING[
         "FUSED_CHUNK_SEQUENCES"]
     TANH = kernels.ACTIVATION_CODES["tanh"]
+    MSE = LOSSES.index("mse")
     print(f"# bench_threads --chunk-cost: fused loss_and_grad on one thread, chunked as "
           f"the kernels do (two halves from batch {split}, chunks of {chunk} from batch "
           f"{2 * chunk}) against one chunk; backend {elman.BACKEND}")
@@ -211,8 +213,8 @@ def chunk_cost(rounds):
             previous = kernels._set_fused_chunking(10 ** 9 if one_chunk else split, chunk)
             try:
                 for _ in range(reps):
-                    kernels.loss_and_grad(theta, I, H, OUTPUT, 1, TANH, True, X, Y, h0,
-                                          lengths, grad)
+                    kernels.loss_and_grad(theta, I, H, OUTPUT, 1, TANH, True, MSE, X, Y,
+                                          h0, lengths, grad)
             finally:
                 kernels._set_fused_chunking(*previous)
 
