@@ -102,7 +102,7 @@ def _default_threads():
     return cpus
 
 
-# On one thread chunks cost 5-10% (each chunk's products pack the weights again,
+# On one thread chunks cost a little (each chunk's products pack the weights again;
 # bench/bench_threads.py --chunk-cost), so a process that runs one thread by default
 # (one CPU, or OMP_NUM_THREADS=1) does not cut batches. This is read once, at
 # import: the chunks, and so the bits, never change within a process, whatever
