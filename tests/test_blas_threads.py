@@ -180,3 +180,17 @@ def test_chunk_shares_of_a_loss_add_up_to_the_batch_s(loss):
         parts.append(part)
     assert total == pytest.approx(whole, rel=1e-13)
     np.testing.assert_allclose(np.concatenate(parts, axis=1), gradient, rtol=1e-13)
+
+
+def test_an_openblas_threaded_by_openmp_is_left_alone(monkeypatch, blas):
+    # Such a build takes its thread count from OpenMP, per thread: elman must not
+    # rely on its setter, and keeps batches whole instead.
+    class Library:
+        def __init__(self, parallel):
+            self.scipy_openblas_set_num_threads64_ = lambda n: None
+            self.scipy_openblas_get_num_threads64_ = lambda: 2
+            self.scipy_openblas_get_parallel64_ = lambda: parallel
+
+    for parallel, usable in [(2, False), (1, True), (0, True)]:
+        monkeypatch.setattr(_blas_threads.ctypes, "CDLL", lambda path, p=parallel: Library(p))
+        assert (_blas_threads._open("libscipy_openblas64_.so") is not None) == usable

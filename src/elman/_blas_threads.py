@@ -13,8 +13,8 @@ library on one thread meanwhile:
 The library is the one NumPy loaded. It is found by its file (the shared objects this
 process has mapped, on Linux; NumPy's bundled libraries elsewhere) and its thread
 functions by their exported names (OpenBLAS, plain or as NumPy's ``scipy_openblas``
-build, 32- or 64-bit integers). Where none is found (another BLAS, or a platform
-where the search finds nothing) :func:`available` is False and the caller keeps the
+build, 32- or 64-bit integers). Where none is found (another BLAS, an OpenBLAS
+threaded by OpenMP, or a platform where the search finds nothing) :func:`available` is False and the caller keeps the
 whole batch in one product, as it did before, so results never depend on this
 search.
 
@@ -38,6 +38,8 @@ import numpy as np
 # "scipy_" symbol prefix and 64-bit integers; distributions ship plain OpenBLAS.
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
+# openblas_get_parallel(): 0 sequential, 1 its own threads, 2 OpenMP's.
+_OPENMP_THREADED = 2
 
 
 class _Library:
@@ -91,6 +93,14 @@ def _open(path: str) -> _Library | None:
             set_count, get_count = getattr(library, setter), getattr(library, getter)
         except AttributeError:
             continue
+        # An OpenBLAS threaded by OpenMP takes its count from OpenMP, per thread, and
+        # its setter did not work before 0.3.34: elman leaves such a build alone.
+        parallel = getattr(library, setter.replace("_set_num_threads", "_get_parallel"),
+                           None)
+        if parallel is not None:
+            parallel.argtypes, parallel.restype = [], ctypes.c_int
+            if parallel() == _OPENMP_THREADED:
+                return None
         set_count.argtypes, set_count.restype = [ctypes.c_int], None
         get_count.argtypes, get_count.restype = [], ctypes.c_int
         return _Library(path, set_count, get_count)
