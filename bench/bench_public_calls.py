@@ -1,13 +1,16 @@
 """The public calls beside the bare kernel call they end in, and PyTorch.
 
     python bench/bench_public_calls.py [--quick] [--rounds N] [--no-torch] [--no-jax]
-                                       [--stat median|min]
+                                       [--stat median|min] [--threads N]
 
-What a script that calls the model itself pays per call, float64, one thread:
+What a script that calls the model itself pays per call, float64, on one thread
+(``--threads N``: N for every library, wall clock, each case timed after the
+threads of the case before have gone back to sleep):
 
 * ``forward`` at (I, H, T, B) = (3, 4, 7, 1): ``model.forward(X)``;
 * ``loss_and_grad`` at (3, 4, 7, 1), (1, 50, 10, 1) and (32, 256, 100, 64):
-  ``model.loss_and_grad(X, Y)`` (the last on the gemm route, one thread, batch whole);
+  ``model.loss_and_grad(X, Y)`` (the last on the gemm route: on one thread with the
+  batch whole, on several cut into chunks);
 * ``stream step`` at (1, 50, 1, 1): one step of the streaming idiom
   ``y, h = model.forward(x_t[None, :], h, return_state=True)``;
 * ``stream step, Python check``: the same idiom with the step's input test done in
@@ -25,7 +28,8 @@ JAX when it is installed: ``jax.jit``-compiled functions (``lax.scan`` over the
 steps; ``loss_and_grad`` is ``jax.value_and_grad`` of the MSE; the stream step one
 cell and the head), float64 (``jax_enable_x64``), on one thread
 (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``,
-set before JAX loads unless ``XLA_FLAGS`` is already set), waited for with
+or ``intra_op_parallelism_threads=N`` with ``--threads N``, set before JAX loads
+unless ``XLA_FLAGS`` is already set), waited for with
 ``block_until_ready``. Ratios: torch / elman and jax / elman (how many times faster
 the public call is than each) and public call / kernel (the overhead the Python
 surface adds). Cases run interleaved; each reports the median of its rounds, or
@@ -38,9 +42,11 @@ import sys
 
 from _common import pin_threads
 
-pin_threads(default=1)
+THREADS = pin_threads(default=1)
 if "--no-jax" not in sys.argv and "XLA_FLAGS" not in os.environ:
-    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ["XLA_FLAGS"] = (
+        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" if THREADS == 1
+        else f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={THREADS}")
 
 import numpy as np  # noqa: E402
 
@@ -237,15 +243,17 @@ def main(argv=None):
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="which of each case's rounds to report")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for every library (read before NumPy loads)")
     add_clock_argument(parser)
     args = parser.parse_args(argv)
-    args.threads = 1
+    args.threads = THREADS
     clock = apply_clock_argument(args)
     torch = None
     if not args.no_torch:
         try:
             import torch
-            torch.set_num_threads(1)
+            torch.set_num_threads(THREADS)
         except ImportError:
             torch = None
     jax = None
@@ -272,11 +280,15 @@ def main(argv=None):
             cases[(key, "jax")] = (jax_case(jax, call, shape), 1)
     rounds = 1 if args.quick else args.rounds
     with elman.use_backend("cython"):
+        # With several threads, each case starts after the threads of the case
+        # before have gone back to sleep (see _common.time_interleaved).
         times = time_interleaved(cases, rounds, 0 if args.quick else args.seconds,
-                                 statistic=min if args.stat == "min" else None)
+                                 statistic=min if args.stat == "min" else None,
+                                 settle=0.15 if THREADS > 1 and not args.quick else 0.0)
 
     print(machine_line())
-    print(f"float64, 1 thread, clock={clock}, {args.stat} of {rounds} rounds; compiled "
+    print(f"float64, {THREADS} thread(s), clock={clock}, {args.stat} of {rounds} rounds; "
+          f"compiled "
           f"backend {_backend.instruction_set()}"
           + (f"; PyTorch {torch.__version__}" if torch is not None else "; no PyTorch")
           + (f"; JAX {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
