@@ -145,15 +145,36 @@ def _run_chunks(chunks, threads, run):
         run_in_threads([partial(run_group, bounds[g], bounds[g + 1]) for g in range(count)])
 
 
-def _whole(recurrences):
-    """The same recurrences without ``threads``: what each chunk runs."""
-    return recurrences._replace(threads=None)
+def _in_chunks(recurrences, batch, hidden, steps, run):
+    """run(recurrences, index, start, stop) over a batch: once for the whole batch
+    (index 0, rows 0 to batch) where the route keeps it whole, else once per chunk
+    (``batch_chunks``, indices 0, 1, ...) on elman's threads, each with the
+    recurrences without ``threads``. Returns the number of calls."""
+    chunks = _chunks(recurrences, batch, hidden, steps)
+    if chunks is None:
+        run(recurrences, 0, 0, batch)
+        return 1
+    whole = recurrences._replace(threads=None)
+    _run_chunks(chunks, recurrences.threads, lambda index, a, b: run(whole, index, a, b))
+    return len(chunks)
 
 
-def _add_partials(grad, partials):
-    """grad += each partial, in chunk order."""
-    for part in partials:
-        grad += part
+class _Partials:
+    """The gradient buffer of each chunk: chunk 0 writes into ``grad`` itself, every
+    other chunk into a buffer of its own, made when first asked for;
+    :meth:`add_into_grad` then adds those into ``grad`` in chunk order."""
+
+    def __init__(self, grad):
+        self.grad, self._others = grad, {}
+
+    def __getitem__(self, index):
+        if index == 0:
+            return self.grad
+        return self._others.setdefault(index, np.empty_like(self.grad))
+
+    def add_into_grad(self):
+        for index in sorted(self._others):
+            self.grad += self._others[index]
 
 # Sequence-steps (batch x steps) per backward block, at least: long enough that
 # the weight-gradient products (H x kB) (kB x H) run near the BLAS rate, short
@@ -246,15 +267,9 @@ def _valid_steps(lengths, steps):
 
 def forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, Y_out,
             h_last):
-    chunks = _chunks(recurrences, X.shape[0], H, X.shape[1])
-    if chunks is None:
-        _forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
-                 Y_out, h_last)
-        return
-    whole = _whole(recurrences)
-    _run_chunks(chunks, recurrences.threads, lambda i, a, b: _forward(
-        whole, theta, I, H, O, L, activation, many_to_many, X[a:b], h0[:, a:b],
-        lengths[a:b], Y_out[a:b], h_last[:, a:b]))
+    _in_chunks(recurrences, X.shape[0], H, X.shape[1], lambda rec, i, a, b: _forward(
+        rec, theta, I, H, O, L, activation, many_to_many, X[a:b], h0[:, a:b], lengths[a:b],
+        Y_out[a:b], h_last[:, a:b]))
 
 
 def _forward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, Y_out,
@@ -288,52 +303,37 @@ def _loss_and_grad_chunked(recurrences, theta, I, H, O, L, activation, many_to_m
     when rows is None; Y, h0 and lengths already of those sequences), in chunks of
     the batch where the route says so."""
     batch = X.shape[0] if rows is None else rows.shape[0]
-    steps = X.shape[1]
-    chunks = _chunks(recurrences, batch, H, steps)
-    if chunks is None:
-        if rows is None:
-            Xt = _time_major(X)
-        else:  # gathered straight into time-major order: one copy
-            Xt = np.take(X.transpose(1, 0, 2), rows, axis=1)
-        return _loss_and_grad(recurrences, theta, I, H, O, L, activation, many_to_many,
-                              loss_code, Xt, Y, h0, lengths, grad)
     # The mean is over the whole batch's valid rows: each chunk's loss and gradient
     # is its share of it, and the shares add up.
     valid_rows = int(lengths.sum()) if many_to_many else batch
-    partials = [grad] + [np.empty_like(grad) for _ in chunks[1:]]
-    losses = [0.0] * len(chunks)
-    whole = _whole(recurrences)
+    partials = _Partials(grad)
+    losses = {}
 
-    def run(index, a, b):
-        # Each chunk gathers its own inputs (whole rows of X, then one transpose).
+    def run(rec, index, a, b):
+        # Whole rows of X, then one transpose (a gather straight into time-major
+        # order, along the strided axis, is several times slower).
         inputs = X[a:b] if rows is None else X[rows[a:b]]
         losses[index] = _loss_and_grad(
-            whole, theta, I, H, O, L, activation, many_to_many, loss_code,
+            rec, theta, I, H, O, L, activation, many_to_many, loss_code,
             _time_major(inputs), Y[a:b], h0[:, a:b], lengths[a:b], partials[index],
             valid_rows)
 
-    _run_chunks(chunks, recurrences.threads, run)
-    _add_partials(grad, partials[1:])
-    loss = 0.0
-    for part in losses:
-        loss += part
+    count = _in_chunks(recurrences, batch, H, X.shape[1], run)
+    partials.add_into_grad()
+    loss = losses[0]
+    for index in range(1, count):
+        loss += losses[index]
     return loss
 
 
 def backward(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths, dY,
              grad, dX, dh0, dh_last):
-    chunks = _chunks(recurrences, X.shape[0], H, X.shape[1])
-    if chunks is None:
-        _backward_call(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0,
-                       lengths, dY, grad, dX, dh0, dh_last)
-        return
-    partials = [grad] + [np.empty_like(grad) for _ in chunks[1:]]
-    whole = _whole(recurrences)
-    _run_chunks(chunks, recurrences.threads, lambda i, a, b: _backward_call(
-        whole, theta, I, H, O, L, activation, many_to_many, X[a:b], h0[:, a:b],
-        lengths[a:b], dY[a:b], partials[i], dX[a:b], dh0[:, a:b],
+    partials = _Partials(grad)
+    _in_chunks(recurrences, X.shape[0], H, X.shape[1], lambda rec, i, a, b: _backward_call(
+        rec, theta, I, H, O, L, activation, many_to_many, X[a:b], h0[:, a:b], lengths[a:b],
+        dY[a:b], partials[i], dX[a:b], dh0[:, a:b],
         None if dh_last is None else dh_last[:, a:b]))
-    _add_partials(grad, partials[1:])
+    partials.add_into_grad()
 
 
 def _backward_call(recurrences, theta, I, H, O, L, activation, many_to_many, X, h0, lengths,
@@ -502,15 +502,10 @@ def _train_steps(recurrences, theta, I, H, O, L, activation, many_to_many, loss_
 
 def forecast(recurrences, theta, I, H, O, L, activation, X, h0, feedback, future, Y_out,
              h_last):
-    chunks = _chunks(recurrences, X.shape[0], H, X.shape[1] + Y_out.shape[1])
-    if chunks is None:
-        _forecast(recurrences, theta, I, H, O, L, activation, X, h0, feedback, future,
-                  Y_out, h_last)
-        return
-    whole = _whole(recurrences)
-    _run_chunks(chunks, recurrences.threads, lambda i, a, b: _forecast(
-        whole, theta, I, H, O, L, activation, X[a:b], h0[:, a:b], feedback, future[a:b],
-        Y_out[a:b], h_last[:, a:b]))
+    _in_chunks(recurrences, X.shape[0], H, X.shape[1] + Y_out.shape[1],
+               lambda rec, i, a, b: _forecast(
+                   rec, theta, I, H, O, L, activation, X[a:b], h0[:, a:b], feedback,
+                   future[a:b], Y_out[a:b], h_last[:, a:b]))
 
 
 def _forecast(recurrences, theta, I, H, O, L, activation, X, h0, feedback, future, Y_out,
